@@ -1,0 +1,1 @@
+"""Perturbation neuron ranking."""

@@ -1,0 +1,13 @@
+"""stepwise: explain trained PyTorch networks from the inside.
+
+Step-wise sensitivity analysis (SSA): single back-propagation steps between adjacent analysed levels, positive
+Tukey outliers as the relevant neurons, frequency ranking across inputs, and a branching traversal from a class
+neuron down to the first level, returned as a :class:`DependencyGraph`.
+"""
+
+from ._version import __version__
+from .graph import DependencyGraph
+from .levels import default_levels, list_levels
+from .traverse import StepwiseSensitivity
+
+__all__ = ["__version__", "DependencyGraph", "StepwiseSensitivity", "default_levels", "list_levels"]

@@ -1,0 +1,578 @@
+"""Levels: which activations are analysed, how they are captured, and the forward pass of one step.
+
+A *level* is a named activation (DESIGN.md): the output of a module, named as in ``model.named_modules()``,
+or one of the special names ``"input"`` (the model input, always the bottom), ``"softmax"`` (the softmax of
+the model output over its channel dimension) and ``"output"`` (the model output itself), both only on top.
+
+Every hook this package registers goes through :func:`hooked`, which removes them in ``finally``; the
+model's ``training`` flags and the ``requires_grad`` flags of its parameters are managed by
+:func:`analysis_mode`, which restores them whatever happens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from .validation import unknown_name_message
+
+__all__ = [
+    "INPUT",
+    "SOFTMAX",
+    "OUTPUT",
+    "LevelInfo",
+    "list_levels",
+    "default_levels",
+    "resolve_levels",
+    "capture",
+    "hooked",
+    "analysis_mode",
+]
+
+INPUT = "input"
+SOFTMAX = "softmax"
+OUTPUT = "output"
+
+#: Modules taken as "the elementwise activation that directly follows" a Conv/Linear layer.
+ACTIVATIONS: tuple[type[nn.Module], ...] = (
+    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish,
+    nn.Tanh, nn.Sigmoid, nn.Softplus, nn.Softsign, nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid, nn.Tanhshrink,
+    nn.LogSigmoid,
+)  # fmt: skip
+WEIGHT_LAYERS: tuple[type[nn.Module], ...] = (
+    nn.Linear, nn.Bilinear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
+    nn.ConvTranspose3d,
+)  # fmt: skip
+_PROBABILITY_MODULES = (nn.Softmax, nn.LogSoftmax)
+
+
+@dataclass(frozen=True)
+class LevelInfo:
+    """What one level is: its name, the module producing it (``None`` for special levels), its shape.
+
+    Attributes
+    ----------
+    name : str
+        The level name.
+    module : torch.nn.Module or None
+        The module whose output the level is; ``None`` for ``input``, ``softmax`` and ``output``.
+    shape : tuple of int
+        The shape of the level's activation for one input, without the batch dimension.
+    channel_dim : int
+        The dimension of ``shape`` (counting the batch dimension as 0) that indexes neurons.
+    """
+
+    name: str
+    module: nn.Module | None
+    shape: tuple[int, ...]
+    channel_dim: int
+
+    @property
+    def n_neurons(self) -> int:
+        """Number of neurons (channels or units) of the level."""
+        return self.shape[self.channel_dim - 1]
+
+
+@contextlib.contextmanager
+def hooked(
+    forward: Sequence[tuple[nn.Module, Callable]] = (),
+    forward_pre: Sequence[tuple[nn.Module, Callable]] = (),
+) -> Iterator[None]:
+    """Register forward (and forward-pre) hooks for the duration of a ``with`` block.
+
+    Hooks are registered in the order given, so a later hook on the same module sees the output returned by
+    an earlier one. Every hook is removed when the block exits, normally or by an exception.
+    """
+    handles = []
+    try:
+        for module, fn in forward_pre:
+            handles.append(module.register_forward_pre_hook(fn))
+        for module, fn in forward:
+            handles.append(module.register_forward_hook(fn))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@contextlib.contextmanager
+def analysis_mode(model: nn.Module, *, owner: str = "stepwise", warn: bool = True) -> Iterator[None]:
+    """Put ``model`` in eval mode with frozen parameters, and restore both flags on exit.
+
+    A model in train mode is analysed in eval mode (DESIGN.md) with a warning. Freezing the parameters keeps
+    autograd from recording anything below the lower level of a step; their ``.grad`` is never touched.
+    """
+    modes = [(m, m.training) for m in model.modules()]
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    if warn and model.training:
+        warnings.warn(
+            f"{owner}: the model is in train mode; it is analysed in eval mode (dropout off, BatchNorm running "
+            "statistics) and put back in train mode afterwards. Call model.eval() to silence this warning.",
+            UserWarning,
+            stacklevel=4,
+        )
+    try:
+        model.eval()
+        for p, _ in flags:
+            p.requires_grad_(False)
+        yield
+    finally:
+        for m, mode in modes:
+            m.training = mode
+        for p, flag in flags:
+            p.requires_grad_(flag)
+
+
+def model_device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype | None]:
+    """The device and floating dtype of the model's first floating parameter or buffer (CPU, None if none)."""
+    for t in list(model.parameters()) + list(model.buffers()):
+        if t.is_floating_point():
+            return t.device, t.dtype
+    return torch.device("cpu"), None
+
+
+# --------------------------------------------------------------------------------------------------------
+# Probing: one forward pass with a hook on every module
+# --------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Call:
+    name: str
+    module: nn.Module
+    args: tuple
+    output: object
+
+
+@dataclass
+class _Trace:
+    calls: list[_Call]  # in order of completion
+    output: object  # the model output
+    counts: dict[str, int]
+
+
+def _run_model(model: nn.Module, x: Tensor) -> object:
+    """Run the model, re-raising its errors with the shape and dtype of the inputs."""
+    try:
+        return model(x)
+    except _StopForward:
+        raise
+    except Exception as error:  # the user's model failed on the user's inputs: say which inputs
+        raise ValueError(
+            f"The model raised {type(error).__name__} on inputs of shape {tuple(x.shape)} and dtype {x.dtype}: "
+            f"{error}. Pass inputs shaped and typed as the model expects (batch dimension first)."
+        ) from error
+
+
+def _trace(model: nn.Module, example: Tensor) -> _Trace:
+    names = {m: n for n, m in model.named_modules() if n}
+    calls: list[_Call] = []
+    counts = dict.fromkeys(names.values(), 0)
+
+    def record(module: nn.Module, args: tuple, output: object) -> None:
+        name = names[module]
+        counts[name] += 1
+        calls.append(_Call(name, module, args, output))
+
+    with analysis_mode(model, warn=False), torch.no_grad():
+        with hooked(forward=[(m, record) for m in names]):
+            output = _run_model(model, example)
+    return _Trace(calls, output, counts)
+
+
+def _is_classifier_output(output: object) -> bool:
+    return isinstance(output, Tensor) and output.dim() == 2 and output.shape[1] >= 2 and output.is_floating_point()
+
+
+def _candidate_calls(trace: _Trace) -> list[_Call]:
+    """Module calls usable as levels: called once, tensor output; a container repeating its last child dropped."""
+    seen: list[_Call] = []
+    for call in trace.calls:
+        if trace.counts[call.name] != 1 or not isinstance(call.output, Tensor) or call.output.dim() < 2:
+            continue
+        is_container = any(True for _ in call.module.children())
+        if is_container and seen and seen[-1].output is call.output:
+            continue
+        seen.append(call)
+    return seen
+
+
+def _as_example(example_input: Tensor) -> Tensor:
+    if not isinstance(example_input, Tensor):
+        raise TypeError(
+            f"example_input must be a torch.Tensor batch (N, ...); got {type(example_input).__name__}. "
+            "Pass a few inputs stacked along a first batch dimension."
+        )
+    if example_input.shape[0] == 0:
+        raise ValueError("example_input is empty: pass at least one input (batch dimension first).")
+    return example_input
+
+
+def list_levels(model: nn.Module, example_input: Tensor) -> list[str]:
+    """List the names that can serve as levels of ``model``, in forward order.
+
+    One forward pass of ``example_input`` (under ``torch.no_grad``, in eval mode) finds every module that runs
+    exactly once and returns a tensor with a batch and a channel dimension. Modules that run several times per
+    forward pass (a shared ``nn.ReLU``) cannot be levels and are left out.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network.
+    example_input : Tensor of shape (N, ...)
+        A batch the model accepts.
+
+    Returns
+    -------
+    list of str
+        ``"input"``, the module names in the order their outputs are produced, then ``"softmax"`` when the model
+        outputs class scores of shape (N, C) with C >= 2, else ``"output"`` when the output is a tensor.
+
+    Examples
+    --------
+    >>> import torch, stepwise
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    >>> stepwise.list_levels(net, torch.randn(2, 4))
+    ['input', '0', '1', '2', 'softmax']
+    """
+    example = _as_example(example_input)
+    trace = _trace(model, example)
+    names = [INPUT] + [call.name for call in _candidate_calls(trace)]
+    if _is_classifier_output(trace.output):
+        names.append(SOFTMAX)
+    elif isinstance(trace.output, Tensor):
+        names.append(OUTPUT)
+    return names
+
+
+def default_levels(model: nn.Module, example_input: Tensor) -> list[str]:
+    """Propose levels as DESIGN.md defines them, bottom to top.
+
+    Every Conv/Linear layer's output, taken after the elementwise activation module that directly follows it
+    (when that module runs once); on top ``"softmax"`` when the model outputs class scores (N, C), C >= 2 (the
+    layer producing those scores is then replaced by ``softmax``), else the model output itself. Pooling,
+    flatten, dropout and normalisation are never levels; ``"input"`` is not included.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network.
+    example_input : Tensor of shape (N, ...)
+        A batch the model accepts.
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> import torch, stepwise
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    >>> stepwise.default_levels(net, torch.randn(2, 4))
+    ['1', 'softmax']
+    """
+    return _default_levels(_trace(model, _as_example(example_input)))
+
+
+def _default_levels(trace: _Trace) -> list[str]:
+    leaf_calls = [c for c in trace.calls if not any(True for _ in c.module.children())]
+    levels: list[tuple[str, object]] = []
+    for position, call in enumerate(leaf_calls):
+        if not isinstance(call.module, WEIGHT_LAYERS) or trace.counts[call.name] != 1:
+            continue
+        chosen = call
+        if position + 1 < len(leaf_calls):
+            nxt = leaf_calls[position + 1]
+            if (
+                isinstance(nxt.module, ACTIVATIONS)
+                and trace.counts[nxt.name] == 1
+                and nxt.args
+                and nxt.args[0] is call.output
+            ):
+                chosen = nxt
+        levels.append((chosen.name, chosen.output))
+    output = trace.output
+    if _is_classifier_output(output):
+        last = leaf_calls[-1] if leaf_calls else None
+        if last is not None and isinstance(last.module, _PROBABILITY_MODULES) and last.output is output:
+            if trace.counts[last.name] == 1:
+                levels.append((last.name, output))
+        else:
+            if levels and levels[-1][1] is output:
+                levels.pop()
+            levels.append((SOFTMAX, None))
+    elif isinstance(output, Tensor) and not (levels and levels[-1][1] is output):
+        levels.append((OUTPUT, None))
+    return [name for name, _ in levels]
+
+
+def resolve_levels(
+    model: nn.Module, example_input: Tensor, levels: Sequence[str] | None, *, channel_dim: int = 1
+) -> list[LevelInfo]:
+    """Check a list of level names against one forward pass and describe each level.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    example_input : Tensor of shape (N, ...)
+    levels : sequence of str or None
+        Level names bottom to top; ``None`` means :func:`default_levels`.
+    channel_dim : int, default=1
+        The dimension that indexes neurons in levels with more than two dimensions.
+
+    Returns
+    -------
+    list of LevelInfo
+        One entry per level, bottom to top.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name (close matches are suggested), a repeated name, names out of forward order, a level
+        that never runs or runs several times per forward pass, a level whose output is not a tensor with a
+        batch and a channel dimension, fewer than two levels, or non-finite activations.
+    TypeError
+        If ``levels`` is not a sequence of strings.
+    """
+    example = _as_example(example_input)
+    trace = _trace(model, example)
+    if levels is None:
+        levels = _default_levels(trace)
+    if isinstance(levels, str) or not isinstance(levels, Sequence):
+        raise TypeError(
+            f"levels must be a list of level names, bottom to top; got {type(levels).__name__}. "
+            "See stepwise.list_levels(model, example_input)."
+        )
+    levels = list(levels)
+    if not all(isinstance(name, str) for name in levels):
+        raise TypeError(f"levels must be a list of str; got {levels!r}.")
+    if len(levels) < 2:
+        raise ValueError(
+            f"At least two levels are needed for one step; got {levels!r}. "
+            "See stepwise.list_levels(model, example_input) for the candidates."
+        )
+    repeated = sorted({name for name in levels if levels.count(name) > 1})
+    if repeated:
+        raise ValueError(f"Level(s) {repeated} appear more than once in levels: name each level once.")
+    modules = {n: m for n, m in model.named_modules() if n}
+    model_name = type(model).__name__
+    for position, name in enumerate(levels):
+        if name == INPUT and position != 0:
+            raise ValueError(f"'input' can only be the first (bottom) level; it is at position {position}.")
+        if name in (SOFTMAX, OUTPUT) and position != len(levels) - 1:
+            raise ValueError(f"{name!r} can only be the last (top) level; it is at position {position}.")
+        if name not in (INPUT, SOFTMAX, OUTPUT) and name not in modules:
+            raise ValueError(
+                unknown_name_message(
+                    "module",
+                    name,
+                    model_name,
+                    list(modules) + [INPUT, SOFTMAX, OUTPUT],
+                    "See stepwise.list_levels(model, example_input).",
+                )
+            )
+
+    order = {call.name: i for i, call in enumerate(trace.calls) if trace.counts[call.name] == 1}
+    infos: list[LevelInfo] = []
+    for name in levels:
+        if name == INPUT:
+            tensor: object = example
+        elif name in (SOFTMAX, OUTPUT):
+            tensor = trace.output
+            if not isinstance(tensor, Tensor):
+                raise ValueError(
+                    f"The model output is a {type(tensor).__name__}, not a tensor, so {name!r} cannot be a level. "
+                    "Name the module whose output you want on top instead (see stepwise.list_levels)."
+                )
+            if name == SOFTMAX and (tensor.dim() < 2 or tensor.shape[1] < 2):
+                raise ValueError(
+                    f"'softmax' needs class scores of shape (N, C) with C >= 2; the model output has shape "
+                    f"{tuple(tensor.shape)}. Use 'output' (the raw model output) as the top level."
+                )
+        else:
+            count = trace.counts[name]
+            if count == 0:
+                raise ValueError(
+                    f"Level {name!r} never runs in a forward pass of {model_name}: choose a module that runs "
+                    "(see stepwise.list_levels(model, example_input))."
+                )
+            if count > 1:
+                raise ValueError(
+                    f"Level {name!r} runs {count} times per forward pass of {model_name} (a module reused, such "
+                    "as a shared nn.ReLU), so its output is ambiguous. Use a separate module instance for each "
+                    "use, or take the enclosing block's output as the level."
+                )
+            tensor = next(call.output for call in trace.calls if call.name == name)
+            if not isinstance(tensor, Tensor):
+                raise ValueError(
+                    f"Level {name!r} returns a {type(tensor).__name__}, not a tensor. Choose a module that "
+                    "returns a tensor (see stepwise.list_levels(model, example_input))."
+                )
+        if tensor.dim() < 2:
+            raise ValueError(
+                f"Level {name!r} has shape {tuple(tensor.shape)}: a level needs a batch and a channel dimension."
+            )
+        if not torch.isfinite(tensor).all():
+            raise ValueError(
+                f"Level {name!r} holds NaN or Inf values for the given inputs: check the inputs and the model "
+                "weights for non-finite values."
+            )
+        dim = channel_dim if tensor.dim() > 2 else 1
+        if not 1 <= dim < tensor.dim():
+            raise ValueError(
+                f"channel_dim={channel_dim} does not fit level {name!r} of shape {tuple(tensor.shape)}: "
+                "pass a dimension between 1 and the number of dimensions minus one."
+            )
+        infos.append(LevelInfo(name, modules.get(name), tuple(tensor.shape[1:]), dim))
+
+    module_levels = [name for name in levels if name in order]
+    if module_levels != sorted(module_levels, key=order.__getitem__):
+        forward = sorted(module_levels, key=order.__getitem__)
+        raise ValueError(
+            f"Levels are not in forward order (bottom to top): got {module_levels}, the model computes them in "
+            f"the order {forward}. List levels bottom to top."
+        )
+    return infos
+
+
+# --------------------------------------------------------------------------------------------------------
+# Capturing activations
+# --------------------------------------------------------------------------------------------------------
+
+
+class _StopForward(Exception):
+    """Raised by a hook to end a forward pass once the last needed activation exists."""
+
+
+def _top_activation(info: LevelInfo, output: object) -> Tensor:
+    assert isinstance(output, Tensor)  # checked by resolve_levels
+    if info.name == SOFTMAX:
+        return torch.softmax(output, dim=1)
+    return output
+
+
+def capture(model: nn.Module, x: Tensor, levels: Sequence[LevelInfo]) -> dict[str, Tensor]:
+    """Run one forward pass without gradients and return the activation of every level.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    x : Tensor of shape (N, ...)
+        A batch on the model's device.
+    levels : sequence of LevelInfo
+        Levels from :func:`resolve_levels`.
+
+    Returns
+    -------
+    dict of str to Tensor
+        Each level's activation, a copy that later in-place operations of the model cannot change. The forward
+        pass stops as soon as the last module level exists, unless ``softmax`` or ``output`` is asked for.
+    """
+    captured: dict[str, Tensor] = {}
+    module_levels = [info for info in levels if info.module is not None]
+    needs_output = any(info.name in (SOFTMAX, OUTPUT) for info in levels)
+    last = module_levels[-1].name if module_levels and not needs_output else None
+
+    def make_hook(name: str) -> Callable:
+        def hook(module: nn.Module, args: tuple, output: Tensor) -> None:
+            captured[name] = output.detach().clone()
+            if name == last:
+                raise _StopForward
+
+        return hook
+
+    if any(info.name == INPUT for info in levels):
+        captured[INPUT] = x.detach().clone()
+    with analysis_mode(model, owner="stepwise.capture"), torch.no_grad():
+        with hooked(forward=[(info.module, make_hook(info.name)) for info in module_levels]):
+            try:
+                output = _run_model(model, x)
+            except _StopForward:
+                output = None
+    for info in levels:
+        if info.name in (SOFTMAX, OUTPUT):
+            captured[info.name] = _top_activation(info, output).detach()
+    return {info.name: captured[info.name] for info in levels}
+
+
+class _GuidedReLU(torch.autograd.Function):
+    """Identity whose backward keeps only positive gradients (guided backpropagation through a ReLU)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: Tensor) -> Tensor:
+        return x.clone()
+
+    @staticmethod
+    def setup_context(ctx: object, inputs: tuple, output: Tensor) -> None:
+        pass
+
+    @staticmethod
+    def backward(ctx: object, grad: Tensor) -> Tensor:
+        return grad.clamp(min=0)
+
+
+def _guided_hook(module: nn.Module, args: tuple, output: Tensor) -> Tensor:
+    return _GuidedReLU.apply(output)
+
+
+def step_forward(
+    model: nn.Module, x: Tensor, lower: LevelInfo, upper: LevelInfo, *, guided: bool = False
+) -> tuple[Tensor, Tensor]:
+    """Run one forward pass that records the autograd graph of the step from ``lower`` to ``upper`` only.
+
+    The lower activation becomes a leaf tensor: everything below it runs once, without gradients, and nothing
+    above ``upper`` runs (the pass stops there). Tensors the step needs that do not depend on the lower level
+    (a skip connection from below, BatchNorm statistics) enter the graph as constants, as DESIGN.md asks.
+
+    Must be called inside :func:`analysis_mode` and with gradients enabled.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    x : Tensor of shape (N, ...)
+        A batch on the model's device.
+    lower, upper : LevelInfo
+        The step's levels; ``lower`` is below ``upper``.
+    guided : bool, default=False
+        Make the backward pass through every ``nn.ReLU`` keep only positive gradients.
+
+    Returns
+    -------
+    leaf : Tensor
+        The lower activation, a leaf that requires grad.
+    upper_activation : Tensor
+        The upper activation, a function of ``leaf`` in the autograd graph.
+    """
+    found: dict[str, Tensor] = {}
+
+    def lower_hook(module: nn.Module, args: tuple, output: Tensor) -> Tensor:
+        found["leaf"] = output.detach().clone().requires_grad_(True)
+        return found["leaf"].clone()  # in-place operations downstream must not touch the leaf
+
+    def upper_hook(module: nn.Module, args: tuple, output: Tensor) -> None:
+        found["upper"] = output
+        raise _StopForward
+
+    forward: list[tuple[nn.Module, Callable]] = []
+    if guided:
+        forward += [(m, _guided_hook) for m in model.modules() if isinstance(m, nn.ReLU)]
+    if lower.module is not None:
+        forward.append((lower.module, lower_hook))
+    if upper.module is not None:
+        forward.append((upper.module, upper_hook))
+    if lower.name == INPUT:
+        found["leaf"] = x.detach().clone().requires_grad_(True)
+        x = found["leaf"].clone()
+    with hooked(forward=forward):
+        try:
+            found["upper"] = _top_activation(upper, _run_model(model, x))
+        except _StopForward:
+            pass
+    return found["leaf"], found["upper"]

@@ -1,0 +1,413 @@
+"""The SSA wrapper: from the target neuron(s) down to the bottom level, step by step -> DependencyGraph.
+
+Algorithm 1 of the SSA paper with the conventions of DESIGN.md. Each step streams the inputs in batches: one
+forward pass per batch records the autograd graph of that step only (everything below the lower level runs
+without gradients, nothing above the upper level runs), then the upper neurons are back-propagated in chunks.
+Only outlier counts and sums of ω are kept between batches.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from ._version import __version__
+from .graph import DependencyGraph, node_key
+from .levels import LevelInfo, analysis_mode, model_device_dtype, resolve_levels, step_forward
+from .relevance import RULES, step_relevance
+from .select import SIGNS, outlier_mask, select_children
+from .validation import check_bool, check_float, check_int, check_option
+
+__all__ = ["StepwiseSensitivity"]
+
+_OWNER = "StepwiseSensitivity"
+#: Bytes of activations per batch that the automatic batch size aims at.
+_BATCH_BYTES = 1 << 30
+
+
+@dataclass
+class _StepStats:
+    counts: Tensor  # (n_neurons, K) int64: inputs in which k is an outlier for n
+    omega_sum: Tensor  # (n_neurons, K) float64: sum of ω over inputs
+    omega: Tensor | None  # (n_neurons, N, K) when asked for
+
+
+def _stack_inputs(inputs: object) -> Tensor:
+    """One tensor (N, ...) from a tensor, or from an iterable of tensors or of (x, y) batches."""
+    if isinstance(inputs, Tensor):
+        data = inputs
+    elif isinstance(inputs, Iterable) and not isinstance(inputs, (str, bytes, dict)):
+        parts = []
+        for item in inputs:
+            x = item[0] if isinstance(item, (tuple, list)) and item else item
+            if not isinstance(x, Tensor):
+                raise TypeError(
+                    f"inputs yielded a {type(x).__name__}; expected tensors or (x, y) batches of tensors, "
+                    "as a DataLoader gives them."
+                )
+            parts.append(x)
+        if not parts:
+            raise ValueError("inputs is empty: pass at least one input.")
+        try:
+            data = torch.cat(parts)
+        except RuntimeError as error:
+            raise ValueError(f"The batches of inputs do not share one input shape: {error}") from error
+    else:
+        raise TypeError(
+            f"inputs must be a torch.Tensor (N, ...) or an iterable of tensors or (x, y) batches; got "
+            f"{type(inputs).__name__}. Convert arrays with torch.as_tensor."
+        )
+    if data.dim() == 0 or data.shape[0] == 0:
+        raise ValueError(f"inputs is empty (shape {tuple(data.shape)}): pass at least one input.")
+    return data
+
+
+class StepwiseSensitivity:
+    """Step-wise sensitivity analysis (SSA) of a trained network.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The trained network. It is analysed in eval mode (and put back as it was).
+    levels : list of str, optional
+        Level names bottom to top: module names as in ``model.named_modules()``, optionally ``"input"`` first
+        and ``"softmax"`` or ``"output"`` last. ``None`` means :func:`stepwise.default_levels`.
+    branching : int, default=3
+        Children kept per neuron (the paper's b).
+    rule : {'gradient', 'guided', 'grad_x_activation'}, default='gradient'
+        How ω is computed: plain gradient, guided backpropagation through the ``nn.ReLU`` modules inside the
+        step (as the paper used), or gradient times the lower activation.
+    fence : float, default=1.5
+        Tukey's fence: outliers lie beyond ``fence`` inter-quartile ranges from the quartiles.
+    sign : {'positive', 'negative', 'both'}, default='positive'
+        Which outliers count: excitatory, inhibitory or either.
+    batch_size : int, optional
+        Inputs per forward pass; by default chosen from the size of the activations (about 1 GiB a batch).
+    progress : bool, default=False
+        Show a progress bar.
+    channel_dim : int, default=1
+        The dimension that indexes neurons in levels with more than two dimensions (for example 2 for the
+        (N, T, D) activations of a transformer).
+
+    Examples
+    --------
+    >>> import torch, stepwise
+    >>> _ = torch.manual_seed(0)
+    >>> net = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+    >>> ssa = stepwise.StepwiseSensitivity(net, ["input", "1", "softmax"])
+    >>> graph = ssa.dependency_graph(torch.randn(20, 8), target=2)
+    >>> graph.levels
+    ['input', '1', 'softmax']
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        levels: Sequence[str] | None = None,
+        *,
+        branching: int = 3,
+        rule: str = "gradient",
+        fence: float = 1.5,
+        sign: str = "positive",
+        batch_size: int | None = None,
+        progress: bool = False,
+        channel_dim: int = 1,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}.")
+        if levels is not None and (isinstance(levels, str) or not isinstance(levels, Sequence)):
+            raise TypeError(
+                f"levels must be a list of level names bottom to top, or None; got {type(levels).__name__}. "
+                "See stepwise.list_levels(model, example_input)."
+            )
+        self.model = model
+        self.levels = None if levels is None else list(levels)
+        self.branching = check_int(branching, "branching", _OWNER, low=1)
+        self.rule = check_option(rule, "rule", _OWNER, RULES)
+        self.fence = check_float(fence, "fence", _OWNER, low=0.0, closed_low=False)
+        self.sign = check_option(sign, "sign", _OWNER, SIGNS)
+        self.batch_size = None if batch_size is None else check_int(batch_size, "batch_size", _OWNER, low=1)
+        self.progress = check_bool(progress, "progress", _OWNER)
+        self.channel_dim = check_int(channel_dim, "channel_dim", _OWNER, low=1)
+        self._resolved: dict[tuple, list[LevelInfo]] = {}
+
+    def __repr__(self) -> str:
+        return (
+            f"StepwiseSensitivity({type(self.model).__name__}, levels={self.levels!r}, branching={self.branching}, "
+            f"rule={self.rule!r}, fence={self.fence}, sign={self.sign!r})"
+        )
+
+    # ---------------------------------------------------------------------------------------------- set-up
+
+    def _prepare(self, inputs: object) -> tuple[Tensor, list[LevelInfo], int]:
+        """Stack and check the inputs, resolve the levels (cached per input signature), pick the batch size."""
+        data = _stack_inputs(inputs)
+        device, dtype = model_device_dtype(self.model)
+        if data.is_floating_point() and dtype is not None and data.dtype != dtype:
+            raise TypeError(
+                f"inputs are {data.dtype} but the model computes in {dtype}: convert one of them, for example "
+                f"inputs.to({dtype}) or model.to({data.dtype})."
+            )
+        if data.is_floating_point() and not torch.isfinite(data).all():
+            raise ValueError("inputs hold NaN or Inf values: remove or replace them before the analysis.")
+        key = (tuple(data.shape[1:]), data.dtype, device)
+        if key not in self._resolved:
+            example = data[:2].to(device)
+            self._resolved[key] = resolve_levels(self.model, example, self.levels, channel_dim=self.channel_dim)
+        infos = self._resolved[key]
+        batch_size = self.batch_size
+        if batch_size is None:
+            per_input = 4 * data.element_size() * sum(int(np.prod(info.shape)) for info in infos)
+            batch_size = max(1, min(len(data), _BATCH_BYTES // max(per_input, 1)))
+        return data, infos, batch_size
+
+    @staticmethod
+    def _level(infos: list[LevelInfo], name: object, role: str) -> int:
+        names = [info.name for info in infos]
+        if not isinstance(name, str) or name not in names:
+            raise ValueError(f"{role}={name!r} is not one of the analysed levels {names}.")
+        return names.index(name)
+
+    @staticmethod
+    def _neurons(info: LevelInfo, neurons: object) -> list[int]:
+        if isinstance(neurons, Tensor):
+            neurons = neurons.tolist()
+        values = [neurons] if isinstance(neurons, (int, np.integer)) else neurons
+        if not isinstance(values, Iterable) or isinstance(values, (str, bytes)):
+            raise TypeError(f"neurons must be an int or a sequence of ints; got {type(neurons).__name__}.")
+        values = list(values)
+        if not values:
+            raise ValueError(f"neurons is empty: name at least one neuron of level {info.name!r}.")
+        for n in values:
+            if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+                raise TypeError(f"neurons must be ints; got {n!r} ({type(n).__name__}).")
+            if not 0 <= n < info.n_neurons:
+                raise ValueError(
+                    f"Neuron {n} is out of range for level {info.name!r}, which has {info.n_neurons} neurons "
+                    f"(0 to {info.n_neurons - 1})."
+                )
+        return [int(n) for n in values]
+
+    # ------------------------------------------------------------------------------------------ one step
+
+    def _step(
+        self,
+        data: Tensor,
+        batch_size: int,
+        lower: LevelInfo,
+        upper: LevelInfo,
+        neurons: list[int],
+        *,
+        keep_omega: bool,
+        bar: Any,
+    ) -> _StepStats:
+        device, _ = model_device_dtype(self.model)
+        counts = torch.zeros(len(neurons), lower.n_neurons, dtype=torch.int64, device=device)
+        omega_sum = torch.zeros(len(neurons), lower.n_neurons, dtype=torch.float64, device=device)
+        kept = []
+        for start in range(0, len(data), batch_size):
+            batch = data[start : start + batch_size].to(device)
+            with torch.enable_grad():
+                leaf, up = step_forward(self.model, batch, lower, upper, guided=self.rule == "guided")
+                for info, value in ((lower, leaf), (upper, up)):
+                    if not torch.isfinite(value).all():
+                        raise ValueError(
+                            f"Level {info.name!r} holds NaN or Inf values for inputs {start} to "
+                            f"{start + len(batch) - 1}: check those inputs and the model weights."
+                        )
+                omega = step_relevance(
+                    leaf,
+                    up,
+                    neurons,
+                    rule=self.rule,
+                    lower_channel_dim=lower.channel_dim,
+                    upper_channel_dim=upper.channel_dim,
+                ).detach()
+            del leaf, up
+            counts += outlier_mask(omega, fence=self.fence, sign=self.sign).sum(dim=1)
+            omega_sum += omega.sum(dim=1, dtype=torch.float64)
+            if keep_omega:
+                kept.append(omega)
+            bar.update(1)
+        return _StepStats(counts, omega_sum, torch.cat(kept, dim=1) if keep_omega else None)
+
+    def _run_step(self, inputs: object, upper: str, lower: str, neurons: object, *, keep_omega: bool) -> _StepStats:
+        data, infos, batch_size = self._prepare(inputs)
+        up_index = self._level(infos, upper, "upper")
+        low_index = self._level(infos, lower, "lower")
+        if low_index >= up_index:
+            raise ValueError(
+                f"lower={lower!r} must be below upper={upper!r} in levels {[i.name for i in infos]} (bottom to top)."
+            )
+        chosen = self._neurons(infos[up_index], neurons)
+        n_batches = -(-len(data) // batch_size)
+        with analysis_mode(self.model, owner=_OWNER), tqdm(
+            total=n_batches, disable=not self.progress, desc=f"{lower} <- {upper}"
+        ) as bar:
+            return self._step(
+                data, batch_size, infos[low_index], infos[up_index], chosen, keep_omega=keep_omega, bar=bar
+            )
+
+    def relevance(self, inputs: object, *, upper: str, lower: str, neurons: object) -> Tensor:
+        """Relevance ω of every neuron of ``lower`` for each of ``neurons`` of ``upper``, on every input.
+
+        Parameters
+        ----------
+        inputs : Tensor of shape (N, ...), or iterable of tensors or (x, y) batches
+        upper, lower : str
+            Levels of this analysis; ``lower`` below ``upper`` (usually adjacent: one step).
+        neurons : int or sequence of int
+            Neurons (channels or units) of ``upper``.
+
+        Returns
+        -------
+        Tensor of shape (len(neurons), N, n_lower)
+            ``omega[n, i, k]``: mean over the positions of lower channel k of the derivative of neuron
+            ``neurons[n]``'s scalar with respect to the lower activation, at input i (DESIGN.md), in the model's
+            dtype and on its device.
+
+        Raises
+        ------
+        ValueError, TypeError
+            For unknown levels, levels out of order, neurons out of range, empty inputs, inputs the model
+            rejects, or non-finite activations.
+        """
+        stats = self._run_step(inputs, upper, lower, neurons, keep_omega=True)
+        assert stats.omega is not None
+        return stats.omega
+
+    def outlier_counts(self, inputs: object, *, upper: str, lower: str, neurons: object) -> Tensor:
+        """How many inputs make each lower neuron an outlier of ω for each upper neuron.
+
+        Parameters
+        ----------
+        inputs, upper, lower, neurons
+            As in :meth:`relevance`.
+
+        Returns
+        -------
+        Tensor of shape (len(neurons), n_lower), int64
+            ``counts[n, k]``: the number of inputs i for which ω[n, i, k] is an outlier of its row (of the sign
+            chosen by ``sign``).
+        """
+        return self._run_step(inputs, upper, lower, neurons, keep_omega=False).counts
+
+    # ------------------------------------------------------------------------------------------ traversal
+
+    def _targets(self, infos: list[LevelInfo], target: object) -> dict[int, set[int]]:
+        """Target neurons per level index."""
+        top = infos[-1]
+        if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
+            return {len(infos) - 1: set(self._neurons(top, int(target)))}
+        if isinstance(target, Iterable) and not isinstance(target, (str, bytes)):
+            chosen: dict[int, set[int]] = {}
+            pairs = list(target)
+            if not pairs:
+                raise ValueError("target is empty: name a class index or at least one (level, index) neuron.")
+            for pair in pairs:
+                if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+                    raise TypeError(f"target entries must be (level, index) pairs; got {pair!r}.")
+                position = self._level(infos, pair[0], "target level")
+                chosen.setdefault(position, set()).update(self._neurons(infos[position], pair[1]))
+            return chosen
+        raise TypeError(
+            f"target must be a class index (int) of the top level {top.name!r} or a list of (level, index) pairs; "
+            f"got {type(target).__name__}."
+        )
+
+    def dependency_graph(self, inputs: object, *, target: object) -> DependencyGraph:
+        """Traverse the network from ``target`` down to the bottom level and return the dependency graph.
+
+        At each step from an upper level to the one below it, every neuron of the current set gets as children
+        the ``branching`` lower neurons that are Tukey outliers of ω in the most inputs (DESIGN.md); the union of
+        the children is the next set. When a step finds no child for any neuron, the traversal ends there with a
+        warning, and the graph records where (``stopped_at``) and why (``stop_reason``).
+
+        Parameters
+        ----------
+        inputs : Tensor of shape (N, ...), or iterable of tensors or (x, y) batches
+            Inputs of one class, usually.
+        target : int or list of (str, int)
+            A neuron index of the top level (the class for ``softmax``), or neurons ``(level, index)`` at any
+            levels; the traversal starts at the highest level named.
+
+        Returns
+        -------
+        DependencyGraph
+        """
+        data, infos, batch_size = self._prepare(inputs)
+        targets = self._targets(infos, target)
+        start = max(targets)
+        n_batches = -(-len(data) // batch_size)
+        graph = nx.DiGraph(
+            model=type(self.model).__name__,
+            levels=[info.name for info in infos],
+            target=int(target) if isinstance(target, (int, np.integer)) else [[str(a), int(b)] for a, b in target],
+            rule=self.rule,
+            branching=self.branching,
+            fence=self.fence,
+            sign=self.sign,
+            n_inputs=len(data),
+            version=__version__,
+        )
+        top = len(infos) - 1
+
+        def add_nodes(position: int, neurons: Iterable[int]) -> None:
+            for n in neurons:
+                graph.add_node(node_key(infos[position].name, n), level=infos[position].name, index=int(n),
+                               depth=top - position)  # fmt: skip
+
+        current = sorted(targets[start])
+        add_nodes(start, current)
+        with analysis_mode(self.model, owner=_OWNER), tqdm(
+            total=start * n_batches, disable=not self.progress, desc="dependency graph"
+        ) as bar:
+            for position in range(start, 0, -1):
+                upper, lower = infos[position], infos[position - 1]
+                bar.set_postfix_str(f"{lower.name} <- {upper.name} ({len(current)} neurons)")
+                stats = self._step(data, batch_size, lower, upper, current, keep_omega=False, bar=bar)
+                counts = stats.counts.cpu().numpy()
+                mean_omega = (stats.omega_sum / len(data)).cpu().numpy()
+                children = select_children(counts, mean_omega, branching=self.branching, sign=self.sign)
+                found: set[int] = set()
+                for row, (parent, kids) in enumerate(zip(current, children)):
+                    add_nodes(position - 1, kids)
+                    for k in kids:
+                        graph.add_edge(
+                            node_key(upper.name, parent),
+                            node_key(lower.name, int(k)),
+                            count=int(counts[row, k]),
+                            frequency=float(counts[row, k]) / len(data),
+                            relevance=float(mean_omega[row, k]),
+                            sign=1 if mean_omega[row, k] >= 0 else -1,
+                        )
+                    found.update(int(k) for k in kids)
+                explicit = targets.get(position - 1, set())
+                add_nodes(position - 1, explicit)
+                if not found:
+                    reason = (
+                        f"no neuron of {lower.name!r} is a {self.sign} Tukey outlier of ω (fence {self.fence}) for "
+                        f"any of the {len(current)} neuron(s) of {upper.name!r} on any of the {len(data)} inputs"
+                    )
+                    graph.graph.setdefault("stopped_at", f"{lower.name} <- {upper.name}")
+                    graph.graph.setdefault("stop_reason", reason)
+                    warnings.warn(
+                        f"Step {lower.name} <- {upper.name}: {reason}; the traversal ends at {upper.name!r}. What "
+                        "usually helps: the 'softmax' top level (from the logits the first step's row is one weight "
+                        "row, which on trained models often has no Tukey outlier), sign='both', a smaller fence, "
+                        "or more inputs.",
+                        UserWarning,
+                        stacklevel=2,
+                    )
+                current = sorted(found | explicit)
+                if not current:
+                    break
+        return DependencyGraph(graph)
