@@ -147,6 +147,7 @@ class _Call:
     module: nn.Module
     args: tuple
     output: object
+    version: int  # the output's version counter when the call returned: in-place ops later bump it
 
 
 @dataclass
@@ -177,7 +178,8 @@ def _trace(model: nn.Module, example: Tensor) -> _Trace:
     def record(module: nn.Module, args: tuple, output: object) -> None:
         name = names[module]
         counts[name] += 1
-        calls.append(_Call(name, module, args, output))
+        version = output._version if isinstance(output, Tensor) else -1
+        calls.append(_Call(name, module, args, output, version))
 
     with analysis_mode(model, warn=False), torch.no_grad():
         with hooked(forward=[(m, record) for m in names]):
@@ -190,13 +192,14 @@ def _is_classifier_output(output: object) -> bool:
 
 
 def _candidate_calls(trace: _Trace) -> list[_Call]:
-    """Module calls usable as levels: called once, tensor output; a container repeating its last child dropped."""
+    """Module calls usable as levels: called once, tensor output; a container returning the previous candidate's
+    output unchanged (the same tensor, not changed in place since) is dropped."""
     seen: list[_Call] = []
     for call in trace.calls:
         if trace.counts[call.name] != 1 or not isinstance(call.output, Tensor) or call.output.dim() < 2:
             continue
-        is_container = any(True for _ in call.module.children())
-        if is_container and seen and seen[-1].output is call.output:
+        repeats = bool(seen) and seen[-1].output is call.output and seen[-1].version == call.version
+        if repeats and any(True for _ in call.module.children()):
             continue
         seen.append(call)
     return seen
@@ -289,7 +292,7 @@ def _default_levels(trace: _Trace) -> list[str]:
         if position + 1 < len(leaf_calls):
             nxt = leaf_calls[position + 1]
             if (
-                isinstance(nxt.module, ACTIVATIONS)
+                isinstance(nxt.module, ACTIVATIONS + _PROBABILITY_MODULES)
                 and trace.counts[nxt.name] == 1
                 and nxt.args
                 and nxt.args[0] is call.output
@@ -300,7 +303,7 @@ def _default_levels(trace: _Trace) -> list[str]:
     if _is_classifier_output(output):
         last = leaf_calls[-1] if leaf_calls else None
         if last is not None and isinstance(last.module, _PROBABILITY_MODULES) and last.output is output:
-            if trace.counts[last.name] == 1:
+            if trace.counts[last.name] == 1 and not (levels and levels[-1][0] == last.name):
                 levels.append((last.name, output))
         else:
             if levels and levels[-1][1] is output:

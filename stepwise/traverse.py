@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from ._version import __version__
 from .graph import DependencyGraph, node_key
-from .levels import LevelInfo, analysis_mode, model_device_dtype, resolve_levels, step_forward
+from .levels import SOFTMAX, LevelInfo, analysis_mode, model_device_dtype, resolve_levels, step_forward
 from .relevance import RULES, step_relevance
 from .select import SIGNS, outlier_mask, select_children
 from .validation import check_bool, check_float, check_int, check_option
@@ -29,6 +29,7 @@ from .validation import check_bool, check_float, check_int, check_option
 __all__ = ["StepwiseSensitivity"]
 
 _OWNER = "StepwiseSensitivity"
+_OUTLIER_WORDS = {"positive": "a positive", "negative": "a negative", "both": "an"}
 #: Bytes of activations per batch that the automatic batch size aims at.
 _BATCH_BYTES = 1 << 30
 
@@ -323,6 +324,19 @@ class StepwiseSensitivity:
             f"got {type(target).__name__}."
         )
 
+    def _advice(self, upper: LevelInfo) -> str:
+        """What usually helps when a step finds no outlier (DESIGN.md), for the settings in use."""
+        advice = []
+        if upper.name != SOFTMAX:
+            advice.append(
+                "the 'softmax' top level (from the logits the first step's row is one weight row, which on trained "
+                "models often has no Tukey outlier)"
+            )
+        if self.sign != "both":
+            advice.append("sign='both'")
+        advice += [f"a smaller fence than {self.fence}", "more inputs"]
+        return ", ".join(advice[:-1]) + " or " + advice[-1]
+
     def dependency_graph(self, inputs: object, *, target: object) -> DependencyGraph:
         """Traverse the network from ``target`` down to the bottom level and return the dependency graph.
 
@@ -394,16 +408,14 @@ class StepwiseSensitivity:
                 add_nodes(position - 1, explicit)
                 if not found:
                     reason = (
-                        f"no neuron of {lower.name!r} is a {self.sign} Tukey outlier of ω (fence {self.fence}) for "
+                        f"no neuron of {lower.name!r} is {_OUTLIER_WORDS[self.sign]} Tukey outlier of ω (fence {self.fence}) for "
                         f"any of the {len(current)} neuron(s) of {upper.name!r} on any of the {len(data)} inputs"
                     )
                     graph.graph.setdefault("stopped_at", f"{lower.name} <- {upper.name}")
                     graph.graph.setdefault("stop_reason", reason)
                     warnings.warn(
-                        f"Step {lower.name} <- {upper.name}: {reason}; the traversal ends at {upper.name!r}. What "
-                        "usually helps: the 'softmax' top level (from the logits the first step's row is one weight "
-                        "row, which on trained models often has no Tukey outlier), sign='both', a smaller fence, "
-                        "or more inputs.",
+                        f"Step {lower.name} <- {upper.name}: {reason}; the traversal ends at {upper.name!r}. "
+                        f"What usually helps: {self._advice(upper)}.",
                         UserWarning,
                         stacklevel=2,
                     )

@@ -1,0 +1,635 @@
+"""Reading and writing dependency graphs: GraphML, GEXF, networkx node-link JSON and DOT.
+
+One reader and one writer per format, in the spirit of ``networkx.readwrite``; :func:`read_graph` and
+:func:`write_graph` pick the format from the file suffix.
+
+**Lossless.** Writing then reading gives an equal graph — nodes, edges, every attribute and its type — for
+GraphML, GEXF, JSON and DOT. Values a format cannot store natively (lists such as the graph attributes ``levels``
+and ``target``, ``None``, dicts) are written as text that starts with the marker ``"stepwise-json:"`` followed by
+their JSON, and decoded back when read; a text value that itself starts with the marker is encoded the same way.
+GEXF has no graph attributes, so they are kept, marked the same way, as JSON in the file's
+``<meta><description>``. DOT has no types: numbers are written as numerals and read back as ``int`` or ``float``,
+and a text value that reads like a number is JSON-encoded.
+
+**Atomic.** A writer writes a temporary file in the destination folder, flushes it to disk and renames it over
+the destination: a failed write leaves any previous file untouched and no temporary file behind.
+
+**Safe.** GraphML and GEXF are parsed with ``defusedxml``: a file with a DTD, entity declarations (the "billion
+laughs" expansion) or external entities is refused with a ``ValueError``.
+
+**Checked.** What is read must be a stepwise dependency graph (see :mod:`stepwise.graph`); otherwise the
+``ValueError`` names what is missing. Reading DOT needs ``pydot`` (an optional dependency); writing it does not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import secrets
+import stat
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+from os import PathLike
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import defusedxml
+import defusedxml.ElementTree
+import networkx as nx
+from networkx.readwrite.gexf import GEXFWriter
+
+from .graph import DependencyGraph
+
+__all__ = [
+    "FORMATS",
+    "MARKER",
+    "read_graph",
+    "write_graph",
+    "read_graphml",
+    "write_graphml",
+    "read_gexf",
+    "write_gexf",
+    "read_json",
+    "write_json",
+    "read_dot",
+    "write_dot",
+]
+
+#: The file suffixes understood by :func:`read_graph` and :func:`write_graph`.
+FORMATS = (".graphml", ".gexf", ".json", ".dot")
+#: Prefix of a text value that holds a JSON-encoded value.
+MARKER = "stepwise-json:"
+
+# Attribute names a format uses for its own fields: writing them as data would not read back as written.
+_RESERVED: dict[str, dict[str, set[str]]] = {
+    "GraphML": {"graph": {"node_default", "edge_default"}, "node": set(), "edge": set()},
+    "GEXF": {
+        "graph": set(),
+        "node": {"id", "label", "pid", "parents", "start", "end", "viz", "slices", "spells"},
+        "edge": {"id", "label", "weight", "type", "start", "end", "viz", "slices", "spells", "networkx_key"},
+    },
+    "JSON": {"graph": set(), "node": {"id"}, "edge": {"source", "target", "key"}},
+    "DOT": {"graph": set(), "node": set(), "edge": set()},
+}
+_DOT_INT = re.compile(r"-?[0-9]+\Z")
+_DOT_FLOAT = re.compile(r"-?(?:[0-9]+\.[0-9]*(?:e[-+]?[0-9]+)?|[0-9]+e[-+]?[0-9]+|inf|nan)\Z")
+_DOT_NAME = re.compile(r"[A-Za-z_][A-Za-z_0-9]*\Z")
+_DOT_KEYWORDS = {"node", "edge", "graph", "digraph", "subgraph", "strict"}
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+
+def _as_path(path: object, action: str) -> Path:
+    if not isinstance(path, (str, PathLike)):
+        raise TypeError(f"Cannot {action} a graph: path must be a str or os.PathLike; got {type(path).__name__}.")
+    return Path(path)
+
+
+def _check_graph(graph: object, owner: str) -> DependencyGraph:
+    if not isinstance(graph, DependencyGraph):
+        raise TypeError(
+            f"{owner} needs a DependencyGraph; got {type(graph).__name__}. Wrap a networkx.DiGraph with "
+            "stepwise.DependencyGraph.from_networkx(g)."
+        )
+    return graph
+
+
+def _attribute_dicts(g: nx.DiGraph) -> Iterator[tuple[str, object, dict]]:
+    """Every attribute dictionary of ``g``: ('graph', None, attrs), ('node', key, attrs), ('edge', (u, v), attrs)."""
+    yield "graph", None, g.graph
+    for node, data in g.nodes(data=True):
+        yield "node", node, data
+    for u, v, data in g.edges(data=True):
+        yield "edge", (u, v), data
+
+
+def _check_reserved(g: nx.DiGraph, fmt: str, path: Path) -> None:
+    for kind, item, data in _attribute_dicts(g):
+        clash = sorted(set(data) & _RESERVED[fmt][kind])
+        if clash:
+            where = "the graph" if item is None else f"{kind} {item!r}"
+            raise ValueError(
+                f"Cannot write {path}: {where} has the attribute(s) {clash}, which {fmt} uses for its own fields, so "
+                "they would not read back as written. Rename them, or write GraphML, which keeps any name."
+            )
+
+
+def _json_text(value: object, where: str) -> str:
+    try:
+        return MARKER + json.dumps(value)
+    except TypeError as error:
+        raise TypeError(
+            f"The value of {where} is a {type(value).__name__}, which cannot be written: store numbers, text, "
+            "booleans, None, or lists and dicts of them."
+        ) from error
+
+
+def _encoded(g: nx.DiGraph, native: tuple[type, ...]) -> nx.DiGraph:
+    """A copy of ``g`` whose values of other types than ``native`` (and marked text) are JSON text."""
+    g = g.copy()
+    for kind, item, data in _attribute_dicts(g):
+        for name, value in data.items():
+            if not isinstance(value, native) or (isinstance(value, str) and value.startswith(MARKER)):
+                where = f"attribute {name!r} of " + ("the graph" if item is None else f"{kind} {item!r}")
+                data[name] = _json_text(value, where)
+    return g
+
+
+def _decoded_value(value: object) -> object:
+    if isinstance(value, str) and value.startswith(MARKER):
+        return json.loads(value[len(MARKER) :])
+    return value
+
+
+def _decoded(g: nx.DiGraph) -> nx.DiGraph:
+    for _, _, data in _attribute_dicts(g):
+        for name, value in data.items():
+            data[name] = _decoded_value(value)
+    return g
+
+
+def _fsync_folder(folder: Path) -> None:
+    if os.name != "posix":  # a folder cannot be opened for fsync elsewhere
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _atomic_write(path: Path, dump: Callable[[BinaryIO], None]) -> None:
+    """Write through ``dump`` into a temporary file next to ``path``, flush it to disk, then rename it."""
+    path = Path(os.path.realpath(path))  # through a symbolic link, as open() writes
+    folder = path.parent
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"Cannot write {path}: the folder {folder} does not exist. Create it first, for example with "
+            "Path(folder).mkdir(parents=True)."
+        )
+    temporary = folder / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    fd = os.open(temporary, flags, 0o666)  # the umask applies, as for open()
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            dump(stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        if path.exists():
+            os.chmod(temporary, stat.S_IMODE(path.stat().st_mode))
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+    _fsync_folder(folder)
+
+
+def _safe_xml(path: Path, fmt: str) -> ET.Element:
+    """Parse an XML file with defusedxml: no DTD, no entities, no external references."""
+    data = path.read_bytes()
+    try:
+        return defusedxml.ElementTree.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except defusedxml.DefusedXmlException as error:
+        raise ValueError(
+            f"Refused to read {path}: {type(error).__name__} ({error}). The file declares a DTD, entities or "
+            f"external references, which can expand without bound ('billion laughs') or read other files; {fmt} "
+            "files never need them. If you trust the file, remove its <!DOCTYPE ...> block."
+        ) from error
+    except ET.ParseError as error:
+        raise ValueError(
+            f"Cannot read {path}: it is not well-formed XML ({error}); the file may be truncated or corrupted. "
+            "Write it again."
+        ) from error
+
+
+def _wrap(path: Path, fmt: str, g: nx.Graph) -> DependencyGraph:
+    """The DependencyGraph read from ``path``, or a ValueError saying why the file is not one."""
+    if not g.is_directed():
+        raise ValueError(f"Cannot read {path}: its {fmt} graph is undirected; a stepwise dependency graph is directed.")
+    if g.is_multigraph():
+        raise ValueError(
+            f"Cannot read {path}: its {fmt} graph has parallel edges; a stepwise dependency graph has at most one "
+            "edge from a neuron to another."
+        )
+    try:
+        return DependencyGraph(g)
+    except ValueError as error:
+        raise ValueError(f"{path} is not a stepwise dependency graph: {error}") from error
+
+
+def _suffix(path: Path, action: str) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise ValueError(
+            f"Cannot {action} {path}: unknown format {suffix or '(no suffix)'!r}. Use one of "
+            f"{', '.join(FORMATS)} (.json is networkx node-link)."
+        )
+    return suffix
+
+
+# ----------------------------------------------------------------------------------------------- GraphML
+
+
+def write_graphml(graph: DependencyGraph, path: str | PathLike) -> None:
+    """Write ``graph`` as GraphML, atomically.
+
+    Parameters
+    ----------
+    graph : DependencyGraph
+    path : str or path-like
+
+    Raises
+    ------
+    TypeError
+        If ``graph`` is not a DependencyGraph, or an attribute value cannot be stored.
+    FileNotFoundError
+        If the destination folder does not exist.
+    """
+    path = _as_path(path, "write")
+    g = _check_graph(graph, "write_graphml").to_networkx()
+    _check_reserved(g, "GraphML", path)
+    g = _encoded(g, (str, bool, int, float))
+    _atomic_write(path, lambda stream: nx.write_graphml(g, stream))
+
+
+def read_graphml(path: str | PathLike) -> DependencyGraph:
+    """Read a GraphML file written by :func:`write_graphml` (or by another tool, if it keeps the schema).
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    DependencyGraph
+
+    Raises
+    ------
+    ValueError
+        If the file declares a DTD or entities, is not well-formed, is not GraphML, or is not a stepwise
+        dependency graph (the message names what is missing).
+    """
+    path = _as_path(path, "read")
+    root = _safe_xml(path, "GraphML")
+    try:
+        g = nx.parse_graphml(ET.tostring(root, encoding="unicode"), node_type=str)
+    except (nx.NetworkXError, KeyError, ValueError, TypeError) as error:
+        raise ValueError(f"Cannot read {path} as GraphML: {error}") from error
+    for name in ("node_default", "edge_default"):  # the reader adds them; they are empty for our files
+        if g.graph.get(name) == {}:
+            del g.graph[name]
+    return _wrap(path, "GraphML", _decoded(g))
+
+
+# -------------------------------------------------------------------------------------------------- GEXF
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def write_gexf(graph: DependencyGraph, path: str | PathLike) -> None:
+    """Write ``graph`` as GEXF 1.2, atomically; the graph attributes go into ``<meta><description>``.
+
+    Parameters
+    ----------
+    graph : DependencyGraph
+    path : str or path-like
+
+    Raises
+    ------
+    TypeError
+        If ``graph`` is not a DependencyGraph, or an attribute value cannot be stored.
+    ValueError
+        If a node or edge attribute uses a name GEXF reserves (node ``label``, edge ``weight``, ...).
+    FileNotFoundError
+        If the destination folder does not exist.
+    """
+    path = _as_path(path, "write")
+    g = _check_graph(graph, "write_gexf").to_networkx()
+    _check_reserved(g, "GEXF", path)
+    attrs = _json_text(g.graph, "the graph attributes")
+    g = _encoded(g, (str, bool, int, float))
+    g.graph.clear()  # GEXF has no graph attributes; a few names would change the writer's output
+
+    def dump(stream: BinaryIO) -> None:
+        writer = GEXFWriter(encoding="utf-8", prettyprint=True, version="1.2draft")
+        writer.add_graph(g)
+        meta = next(child for child in writer.xml if child.tag == "meta")
+        ET.SubElement(meta, "description").text = attrs
+        writer.write(stream)
+
+    _atomic_write(path, dump)
+
+
+def read_gexf(path: str | PathLike) -> DependencyGraph:
+    """Read a GEXF file written by :func:`write_gexf`.
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    DependencyGraph
+
+    Raises
+    ------
+    ValueError
+        If the file declares a DTD or entities, is not well-formed, is not GEXF, or is not a stepwise dependency
+        graph (the message names what is missing; the graph attributes are expected in ``<meta><description>``).
+    """
+    path = _as_path(path, "read")
+    root = _safe_xml(path, "GEXF")
+    try:
+        g = nx.read_gexf(io.BytesIO(ET.tostring(root)), node_type=None, relabel=False)
+    except (nx.NetworkXError, KeyError, ValueError, TypeError) as error:
+        raise ValueError(f"Cannot read {path} as GEXF: {error}") from error
+    descriptions = [
+        element.text or ""
+        for meta in root
+        if _local(meta.tag) == "meta"
+        for element in meta
+        if _local(element.tag) == "description"
+    ]
+    marked = [text for text in descriptions if text.startswith(MARKER)]
+    try:
+        attrs = _decoded_value(marked[0]) if marked else {}
+    except json.JSONDecodeError as error:
+        raise ValueError(f"Cannot read {path}: its graph attributes in <meta><description> are not JSON: {error}") from error
+    if not isinstance(attrs, dict):
+        raise ValueError(f"Cannot read {path}: its <meta><description> holds {type(attrs).__name__}, not graph attributes.")
+    g.graph.clear()
+    g.graph.update(attrs)
+    for _, data in g.nodes(data=True):
+        data.pop("label", None)  # GEXF gives every node a label: the writer's is the key (a reserved name)
+    for _, _, data in g.edges(data=True):
+        data.pop("id", None)  # GEXF numbers the edges
+    return _wrap(path, "GEXF", _decoded(g))
+
+
+# -------------------------------------------------------------------------------------------------- JSON
+
+
+def write_json(graph: DependencyGraph, path: str | PathLike) -> None:
+    """Write ``graph`` as networkx node-link JSON (``nx.node_link_data(g, edges="edges")``), atomically.
+
+    Parameters
+    ----------
+    graph : DependencyGraph
+    path : str or path-like
+
+    Raises
+    ------
+    TypeError
+        If ``graph`` is not a DependencyGraph, or an attribute value cannot be stored.
+    ValueError
+        If a node attribute is named ``id`` or an edge attribute ``source``, ``target`` or ``key``.
+    FileNotFoundError
+        If the destination folder does not exist.
+    """
+    path = _as_path(path, "write")
+    g = _check_graph(graph, "write_json").to_networkx()
+    _check_reserved(g, "JSON", path)
+    g = _encoded(g, (str, bool, int, float, list, dict, type(None)))
+    data = nx.node_link_data(g, edges="edges")
+    try:
+        text = json.dumps(data, indent=1)
+    except TypeError as error:
+        raise TypeError(f"Cannot write {path}: {error}. Store numbers, text, booleans, None, lists or dicts.") from error
+    _atomic_write(path, lambda stream: stream.write(text.encode("utf-8")))
+
+
+def read_json(path: str | PathLike) -> DependencyGraph:
+    """Read a networkx node-link JSON file written by :func:`write_json`.
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    DependencyGraph
+
+    Raises
+    ------
+    ValueError
+        If the file is not JSON (for example truncated), not node-link data, or not a stepwise dependency graph
+        (the message names what is missing).
+    """
+    path = _as_path(path, "read")
+    try:
+        data = json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"Cannot read {path}: it is not valid JSON ({error}); the file may be truncated.") from error
+    if not isinstance(data, dict) or "nodes" not in data or not ({"edges", "links"} & set(data)):
+        raise ValueError(
+            f"Cannot read {path}: it is JSON but not networkx node-link data (an object with 'nodes' and 'edges')."
+        )
+    edges = "edges" if "edges" in data else "links"  # files from networkx < 3.4 say "links"
+    try:
+        g = nx.node_link_graph(data, directed=True, multigraph=False, edges=edges)
+    except (nx.NetworkXError, KeyError, TypeError) as error:
+        raise ValueError(f"Cannot read {path} as node-link data: missing or invalid entry {error}.") from error
+    return _wrap(path, "node-link JSON", _decoded(g))
+
+
+# --------------------------------------------------------------------------------------------------- DOT
+
+
+def _dot_quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _dot_name(name: object) -> str:
+    text = str(name)
+    return text if _DOT_NAME.match(text) and text.lower() not in _DOT_KEYWORDS else _dot_quote(text)
+
+
+def _dot_value(value: object, where: str) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return _dot_quote(repr(value))
+    if isinstance(value, str) and not (
+        _DOT_INT.match(value)
+        or _DOT_FLOAT.match(value)
+        or value.startswith(MARKER)
+        or value.endswith("\\")
+        or any(ord(char) < 32 for char in value)
+    ):
+        return _dot_quote(value)
+    return _dot_quote(_json_text(value, where))
+
+
+def _dot_attrs(data: dict, where: str) -> str:
+    return ", ".join(f"{_dot_name(k)}={_dot_value(v, f'attribute {k!r} of {where}')}" for k, v in data.items())
+
+
+def write_dot(graph: DependencyGraph, path: str | PathLike) -> None:
+    """Write ``graph`` as a graphviz DOT digraph, atomically (no extra package needed).
+
+    Graph attributes are top-level ``name="value";`` statements, and every value is quoted text: numbers as
+    numerals, other non-text values as marked JSON (see the module docstring), so :func:`read_dot` restores them.
+
+    Parameters
+    ----------
+    graph : DependencyGraph
+    path : str or path-like
+
+    Raises
+    ------
+    TypeError
+        If ``graph`` is not a DependencyGraph, or an attribute value cannot be stored.
+    FileNotFoundError
+        If the destination folder does not exist.
+    """
+    path = _as_path(path, "write")
+    g = _check_graph(graph, "write_dot").to_networkx()
+    lines = ["digraph dependency_graph {"]
+    lines += [f"{_dot_name(k)}={_dot_value(v, f'graph attribute {k!r}')};" for k, v in g.graph.items()]
+    lines += [f"{_dot_quote(str(n))} [{_dot_attrs(d, f'node {n!r}')}];" for n, d in g.nodes(data=True)]
+    lines += [
+        f"{_dot_quote(str(u))} -> {_dot_quote(str(v))} [{_dot_attrs(d, f'edge {u!r} -> {v!r}')}];"
+        for u, v, d in g.edges(data=True)
+    ]
+    text = "\n".join(lines + ["}", ""])
+    _atomic_write(path, lambda stream: stream.write(text.encode("utf-8")))
+
+
+def _dot_text(raw: str) -> str:
+    if len(raw) >= 2 and raw[0] == raw[-1] == '"':
+        return re.sub(r"\\(.)", r"\1", raw[1:-1], flags=re.DOTALL)
+    return raw
+
+
+def _dot_read_value(raw: str) -> object:
+    text = _dot_text(raw)
+    if _DOT_INT.match(text):
+        return int(text)
+    if _DOT_FLOAT.match(text):
+        return float(text)
+    return _decoded_value(text)
+
+
+def _dot_read_attrs(raw: dict[str, Any]) -> dict[str, object]:
+    return {_dot_text(k): _dot_read_value(v) for k, v in raw.items()}
+
+
+def read_dot(path: str | PathLike) -> DependencyGraph:
+    """Read a DOT file written by :func:`write_dot`; needs the optional package ``pydot``.
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    DependencyGraph
+
+    Raises
+    ------
+    ImportError
+        If pydot is not installed.
+    ValueError
+        If the file is not DOT (for example truncated), not one directed graph, or not a stepwise dependency
+        graph (the message names what is missing).
+    """
+    path = _as_path(path, "read")
+    try:
+        import pydot
+    except ImportError:
+        raise ImportError(
+            f"Reading {path} needs pydot, which is not installed: pip install pydot. Writing DOT needs nothing; "
+            "GraphML, GEXF and JSON files read without extra packages."
+        ) from None
+    text = path.read_text(encoding="utf-8")
+    try:
+        parsed = pydot.graph_from_dot_data(text)
+    except Exception as error:  # pydot's parser raises several types, depending on its version
+        raise ValueError(f"Cannot read {path}: it is not valid DOT ({error}); the file may be truncated.") from error
+    if not parsed:
+        raise ValueError(f"Cannot read {path}: it is not valid DOT; the file may be truncated or empty.")
+    if len(parsed) != 1 or parsed[0].get_type() != "digraph":
+        raise ValueError(f"Cannot read {path}: it must hold exactly one directed graph (digraph).")
+    dot = parsed[0]
+    g = nx.DiGraph(**_dot_read_attrs(dot.get_attributes()))
+    for node in dot.get_nodes():
+        name = _dot_text(node.get_name())
+        if name not in _DOT_KEYWORDS:  # 'node [...]' and 'graph [...]' are defaults, not nodes
+            g.add_node(name, **_dot_read_attrs(node.get_attributes()))
+    for edge in dot.get_edges():
+        u, v = _dot_text(str(edge.get_source())), _dot_text(str(edge.get_destination()))
+        if g.has_edge(u, v):
+            raise ValueError(f"Cannot read {path}: it has two edges {u!r} -> {v!r}; a dependency graph has one.")
+        g.add_edge(u, v, **_dot_read_attrs(edge.get_attributes()))
+    return _wrap(path, "DOT", g)
+
+
+# ------------------------------------------------------------------------------------------- by suffix
+
+_WRITERS: dict[str, Callable[[DependencyGraph, Path], None]] = {
+    ".graphml": write_graphml,
+    ".gexf": write_gexf,
+    ".json": write_json,
+    ".dot": write_dot,
+}
+_READERS: dict[str, Callable[[Path], DependencyGraph]] = {
+    ".graphml": read_graphml,
+    ".gexf": read_gexf,
+    ".json": read_json,
+    ".dot": read_dot,
+}
+
+
+def write_graph(graph: DependencyGraph, path: str | PathLike) -> None:
+    """Write ``graph`` to ``path`` atomically, in the format its suffix names.
+
+    Parameters
+    ----------
+    graph : DependencyGraph
+    path : str or path-like
+        Ending in ``.graphml``, ``.gexf``, ``.json`` (networkx node-link) or ``.dot`` (any case).
+
+    Raises
+    ------
+    ValueError
+        For an unknown suffix.
+
+    Examples
+    --------
+    >>> import networkx as nx, stepwise, tempfile, os
+    >>> g = nx.DiGraph(levels=["fc1", "softmax"], target=1)
+    >>> g.add_node("softmax:1", level="softmax", index=1, depth=0)
+    >>> graph = stepwise.DependencyGraph(g)
+    >>> path = os.path.join(tempfile.mkdtemp(), "graph.graphml")
+    >>> stepwise.write_graph(graph, path)
+    >>> stepwise.read_graph(path) == graph
+    True
+    """
+    path = _as_path(path, "write")
+    _WRITERS[_suffix(path, "write")](graph, path)
+
+
+def read_graph(path: str | PathLike) -> DependencyGraph:
+    """Read a dependency graph from ``path``, in the format its suffix names.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Ending in ``.graphml``, ``.gexf``, ``.json`` (networkx node-link) or ``.dot`` (needs pydot).
+
+    Returns
+    -------
+    DependencyGraph
+
+    Raises
+    ------
+    ValueError
+        For an unknown suffix, an unsafe, truncated or foreign file; the message says which.
+    """
+    path = _as_path(path, "read")
+    return _READERS[_suffix(path, "read")](path)
