@@ -45,7 +45,7 @@ def _stack_inputs(inputs: object) -> Tensor:
     """One tensor (N, ...) from a tensor, or from an iterable of tensors or of (x, y) batches."""
     if isinstance(inputs, Tensor):
         data = inputs
-    elif isinstance(inputs, Iterable) and not isinstance(inputs, (str, bytes, dict)):
+    elif isinstance(inputs, Iterable) and not isinstance(inputs, (str, bytes, dict, np.ndarray)):
         parts = []
         for item in inputs:
             x = item[0] if isinstance(item, (tuple, list)) and item else item
