@@ -8,6 +8,15 @@ neuron down to the first level, returned as a :class:`DependencyGraph`.
 from ._version import __version__
 from .graph import DependencyGraph
 from .levels import default_levels, list_levels
+from .readwrite import read_graph, write_graph
 from .traverse import StepwiseSensitivity
 
-__all__ = ["__version__", "DependencyGraph", "StepwiseSensitivity", "default_levels", "list_levels"]
+__all__ = [
+    "__version__",
+    "DependencyGraph",
+    "StepwiseSensitivity",
+    "default_levels",
+    "list_levels",
+    "read_graph",
+    "write_graph",
+]

@@ -19,6 +19,7 @@ tabulates them for every node:
 
 from __future__ import annotations
 
+import copy
 import numbers
 from collections.abc import Sequence
 from os import PathLike
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["DependencyGraph", "node_key", "METRICS"]
+__all__ = ["METRICS", "DependencyGraph", "node_key"]
 
 #: The relevance metrics :meth:`DependencyGraph.top_neurons` ranks by.
 METRICS = ("relevance", "frequency", "interconnectedness")
@@ -99,9 +100,13 @@ def _checked_target(target: object, levels: list[str]) -> int | list[list]:
             ok = isinstance(pair, Sequence) and not isinstance(pair, str) and len(pair) == 2
             level, index = (pair[0], _coerce(pair[1], int)) if ok else (None, None)
             if not isinstance(level, str) or index is None:
-                raise ValueError(f"The graph attribute 'target' holds {pair!r}: each entry must be a [level, index] pair.")
+                raise ValueError(
+                    f"The graph attribute 'target' holds {pair!r}: each entry must be a [level, index] pair."
+                )
             if level not in levels:
-                raise ValueError(f"The graph attribute 'target' names level {level!r}, which is not in levels {levels}.")
+                raise ValueError(
+                    f"The graph attribute 'target' names level {level!r}, which is not in levels {levels}."
+                )
             pairs.append([level, index])
         return pairs
     raise ValueError(
@@ -111,7 +116,7 @@ def _checked_target(target: object, levels: list[str]) -> int | list[list]:
 
 
 def _checked(graph: nx.DiGraph) -> nx.DiGraph:
-    """A copy of ``graph`` with the schema checked and its typed attributes made plain Python values.
+    """A deep copy of ``graph`` with the schema checked and its typed attributes made plain Python values.
 
     Raises
     ------
@@ -120,7 +125,7 @@ def _checked(graph: nx.DiGraph) -> nx.DiGraph:
         is not ``"{level}:{index}"``, a node whose level is not among ``levels`` or whose depth does not match
         it, an edge that does not run from a level to a lower one.
     """
-    graph = graph.copy()
+    graph = copy.deepcopy(graph)
     missing = [name for name in _GRAPH_ATTRS if name not in graph.graph]
     if missing:
         needs = "; ".join(f"{name!r}: {_GRAPH_ATTRS[name]}" for name in missing)
@@ -131,15 +136,21 @@ def _checked(graph: nx.DiGraph) -> nx.DiGraph:
         )
     levels = graph.graph["levels"]
     if not (isinstance(levels, Sequence) and not isinstance(levels, str) and levels):
-        raise ValueError(f"The graph attribute 'levels' is {levels!r}: it must be a non-empty list of level names.")
+        raise ValueError(
+            f"The graph attribute 'levels' is {levels!r}: it must be a non-empty list of level names."
+        )
     levels = list(levels)
     if not all(isinstance(name, str) for name in levels) or len(set(levels)) != len(levels):
-        raise ValueError(f"The graph attribute 'levels' is {levels!r}: it must list distinct level names (str).")
+        raise ValueError(
+            f"The graph attribute 'levels' is {levels!r}: it must list distinct level names (str)."
+        )
     graph.graph["levels"] = levels
     graph.graph["target"] = _checked_target(graph.graph["target"], levels)
 
     nodes = list(graph.nodes(data=True))
-    error = _missing(nodes, _NODE_ATTRS, "node", "'level' (str), 'index' (int) and 'depth' (int, 0 = top level)")
+    error = _missing(
+        nodes, _NODE_ATTRS, "node", "'level' (str), 'index' (int) and 'depth' (int, 0 = top level)"
+    )
     if error:
         raise error
     top = len(levels) - 1
@@ -153,7 +164,9 @@ def _checked(graph: nx.DiGraph) -> nx.DiGraph:
                 )
             data[name] = value
         if data["level"] not in levels:
-            raise ValueError(f"Node {key!r} has level {data['level']!r}, which is not in the graph's levels {levels}.")
+            raise ValueError(
+                f"Node {key!r} has level {data['level']!r}, which is not in the graph's levels {levels}."
+            )
         if key != node_key(data["level"], data["index"]):
             raise ValueError(
                 f"Node {key!r} has level {data['level']!r} and index {data['index']}, so its key must be "
@@ -167,7 +180,12 @@ def _checked(graph: nx.DiGraph) -> nx.DiGraph:
             )
 
     edges = [((u, v), d) for u, v, d in graph.edges(data=True)]
-    error = _missing(edges, _EDGE_ATTRS, "edge", "'count' (int), 'frequency' (float), 'relevance' (float), 'sign' (+1 or -1)")
+    error = _missing(
+        edges,
+        _EDGE_ATTRS,
+        "edge",
+        "'count' (int), 'frequency' (float), 'relevance' (float), 'sign' (+1 or -1)",
+    )
     if error:
         raise error
     for (u, v), data in edges:
@@ -195,7 +213,7 @@ class DependencyGraph:
     Parameters
     ----------
     graph : networkx.DiGraph
-        A graph following the schema of this module; it is checked and copied.
+        A graph following the schema of this module; it is checked and deep-copied.
 
     Raises
     ------
@@ -271,8 +289,8 @@ class DependencyGraph:
         return dict(self._graph.graph)
 
     def to_networkx(self) -> nx.DiGraph:
-        """Return a copy of the graph as a ``networkx.DiGraph``."""
-        return self._graph.copy()
+        """Return a deep copy of the graph as a ``networkx.DiGraph``."""
+        return copy.deepcopy(self._graph)
 
     def subgraph(self, *, levels: str | Sequence[str]) -> DependencyGraph:
         """The neurons of some levels and the edges between them.
@@ -305,10 +323,12 @@ class DependencyGraph:
         for name in names:
             if name not in self.levels:
                 raise ValueError(
-                    unknown_name_message("level", name, "this graph", self.levels, f"Its levels are {self.levels}.")
+                    unknown_name_message(
+                        "level", name, "this graph", self.levels, f"Its levels are {self.levels}."
+                    )
                 )
         keep = [n for n, level in self._graph.nodes(data="level") if level in names]
-        return DependencyGraph(self._graph.subgraph(keep))
+        return DependencyGraph(self._graph.subgraph(keep).copy())
 
     def node_metrics(self) -> pd.DataFrame:
         """The three relevance metrics of every neuron (see the module docstring).
@@ -335,7 +355,9 @@ class DependencyGraph:
             }
         columns = ["level", "index", "depth", "interconnectedness", "frequency", "relevance"]
         table = pd.DataFrame.from_dict(rows, orient="index", columns=columns)
-        table = table.astype({"level": str, "index": "int64", "depth": "int64", "interconnectedness": "int64"})
+        table = table.astype(
+            {"level": str, "index": "int64", "depth": "int64", "interconnectedness": "int64"}
+        )
         table.index.name = "node"
         return table.sort_values(["depth", "index"], kind="stable")
 
@@ -372,7 +394,9 @@ class DependencyGraph:
         if level is not None:
             if level not in self.levels:
                 raise ValueError(
-                    unknown_name_message("level", level, "this graph", self.levels, f"Its levels are {self.levels}.")
+                    unknown_name_message(
+                        "level", level, "this graph", self.levels, f"Its levels are {self.levels}."
+                    )
                 )
             table = table[table["level"] == level]
         score = table[metric].abs() if metric == "relevance" else table[metric]

@@ -9,7 +9,7 @@ and ``target``, ``None``, dicts) are written as text that starts with the marker
 their JSON, and decoded back when read; a text value that itself starts with the marker is encoded the same way.
 GEXF has no graph attributes, so they are kept, marked the same way, as JSON in the file's
 ``<meta><description>``. DOT has no types: numbers are written as numerals and read back as ``int`` or ``float``,
-and a text value that reads like a number is JSON-encoded.
+and a text value that reads like a number is JSON-encoded (except the node attribute ``level``, always text).
 
 **Atomic.** A writer writes a temporary file in the destination folder, flushes it to disk and renames it over
 the destination: a failed write leaves any previous file untouched and no temporary file behind.
@@ -46,16 +46,16 @@ from .graph import DependencyGraph
 __all__ = [
     "FORMATS",
     "MARKER",
-    "read_graph",
-    "write_graph",
-    "read_graphml",
-    "write_graphml",
-    "read_gexf",
-    "write_gexf",
-    "read_json",
-    "write_json",
     "read_dot",
+    "read_gexf",
+    "read_graph",
+    "read_graphml",
+    "read_json",
     "write_dot",
+    "write_gexf",
+    "write_graph",
+    "write_graphml",
+    "write_json",
 ]
 
 #: The file suffixes understood by :func:`read_graph` and :func:`write_graph`.
@@ -78,6 +78,7 @@ _DOT_INT = re.compile(r"-?[0-9]+\Z")
 _DOT_FLOAT = re.compile(r"-?(?:[0-9]+\.[0-9]*(?:e[-+]?[0-9]+)?|[0-9]+e[-+]?[0-9]+|inf|nan)\Z")
 _DOT_NAME = re.compile(r"[A-Za-z_][A-Za-z_0-9]*\Z")
 _DOT_KEYWORDS = {"node", "edge", "graph", "digraph", "subgraph", "strict"}
+_DOT_TEXT = frozenset({"level"})  # node attributes always str: a level named "8" is written as it is
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -85,7 +86,9 @@ _DOT_KEYWORDS = {"node", "edge", "graph", "digraph", "subgraph", "strict"}
 
 def _as_path(path: object, action: str) -> Path:
     if not isinstance(path, (str, PathLike)):
-        raise TypeError(f"Cannot {action} a graph: path must be a str or os.PathLike; got {type(path).__name__}.")
+        raise TypeError(
+            f"Cannot {action} a graph: path must be a str or os.PathLike; got {type(path).__name__}."
+        )
     return Path(path)
 
 
@@ -123,8 +126,8 @@ def _json_text(value: object, where: str) -> str:
         return MARKER + json.dumps(value)
     except TypeError as error:
         raise TypeError(
-            f"The value of {where} is a {type(value).__name__}, which cannot be written: store numbers, text, "
-            "booleans, None, or lists and dicts of them."
+            f"The value of {where} cannot be written ({error}): store numbers, text, booleans, None, or lists "
+            "and dicts of them."
         ) from error
 
 
@@ -193,7 +196,9 @@ def _safe_xml(path: Path, fmt: str) -> ET.Element:
     """Parse an XML file with defusedxml: no DTD, no entities, no external references."""
     data = path.read_bytes()
     try:
-        return defusedxml.ElementTree.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+        return defusedxml.ElementTree.fromstring(
+            data, forbid_dtd=True, forbid_entities=True, forbid_external=True
+        )
     except defusedxml.DefusedXmlException as error:
         raise ValueError(
             f"Refused to read {path}: {type(error).__name__} ({error}). The file declares a DTD, entities or "
@@ -210,7 +215,9 @@ def _safe_xml(path: Path, fmt: str) -> ET.Element:
 def _wrap(path: Path, fmt: str, g: nx.Graph) -> DependencyGraph:
     """The DependencyGraph read from ``path``, or a ValueError saying why the file is not one."""
     if not g.is_directed():
-        raise ValueError(f"Cannot read {path}: its {fmt} graph is undirected; a stepwise dependency graph is directed.")
+        raise ValueError(
+            f"Cannot read {path}: its {fmt} graph is undirected; a stepwise dependency graph is directed."
+        )
     if g.is_multigraph():
         raise ValueError(
             f"Cannot read {path}: its {fmt} graph has parallel edges; a stepwise dependency graph has at most one "
@@ -361,16 +368,21 @@ def read_gexf(path: str | PathLike) -> DependencyGraph:
     try:
         attrs = _decoded_value(marked[0]) if marked else {}
     except json.JSONDecodeError as error:
-        raise ValueError(f"Cannot read {path}: its graph attributes in <meta><description> are not JSON: {error}") from error
+        raise ValueError(
+            f"Cannot read {path}: its graph attributes in <meta><description> are not JSON ({error})."
+        ) from error
     if not isinstance(attrs, dict):
-        raise ValueError(f"Cannot read {path}: its <meta><description> holds {type(attrs).__name__}, not graph attributes.")
-    g.graph.clear()
-    g.graph.update(attrs)
+        raise ValueError(
+            f"Cannot read {path}: its <meta><description> holds a {type(attrs).__name__}, not attributes."
+        )
     for _, data in g.nodes(data=True):
         data.pop("label", None)  # GEXF gives every node a label: the writer's is the key (a reserved name)
     for _, _, data in g.edges(data=True):
         data.pop("id", None)  # GEXF numbers the edges
-    return _wrap(path, "GEXF", _decoded(g))
+    g.graph.clear()
+    g = _decoded(g)
+    g.graph.update(attrs)  # decoded already, as one JSON object
+    return _wrap(path, "GEXF", g)
 
 
 # -------------------------------------------------------------------------------------------------- JSON
@@ -401,7 +413,9 @@ def write_json(graph: DependencyGraph, path: str | PathLike) -> None:
     try:
         text = json.dumps(data, indent=1)
     except TypeError as error:
-        raise TypeError(f"Cannot write {path}: {error}. Store numbers, text, booleans, None, lists or dicts.") from error
+        raise TypeError(
+            f"Cannot write {path}: {error}. Store numbers, text, booleans, None, lists or dicts."
+        ) from error
     _atomic_write(path, lambda stream: stream.write(text.encode("utf-8")))
 
 
@@ -426,7 +440,9 @@ def read_json(path: str | PathLike) -> DependencyGraph:
     try:
         data = json.loads(path.read_bytes())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"Cannot read {path}: it is not valid JSON ({error}); the file may be truncated.") from error
+        raise ValueError(
+            f"Cannot read {path}: it is not valid JSON ({error}); the file may be truncated."
+        ) from error
     if not isinstance(data, dict) or "nodes" not in data or not ({"edges", "links"} & set(data)):
         raise ValueError(
             f"Cannot read {path}: it is JSON but not networkx node-link data (an object with 'nodes' and 'edges')."
@@ -435,7 +451,9 @@ def read_json(path: str | PathLike) -> DependencyGraph:
     try:
         g = nx.node_link_graph(data, directed=True, multigraph=False, edges=edges)
     except (nx.NetworkXError, KeyError, TypeError) as error:
-        raise ValueError(f"Cannot read {path} as node-link data: missing or invalid entry {error}.") from error
+        raise ValueError(
+            f"Cannot read {path} as node-link data: missing or invalid entry {error}."
+        ) from error
     return _wrap(path, "node-link JSON", _decoded(g))
 
 
@@ -465,8 +483,12 @@ def _dot_value(value: object, where: str) -> str:
     return _dot_quote(_json_text(value, where))
 
 
-def _dot_attrs(data: dict, where: str) -> str:
-    return ", ".join(f"{_dot_name(k)}={_dot_value(v, f'attribute {k!r} of {where}')}" for k, v in data.items())
+def _dot_attrs(data: dict, where: str, text: frozenset[str] = frozenset()) -> str:
+    """``name="value"`` pairs; the values of the names in ``text`` are str and written as they are."""
+    return ", ".join(
+        f"{_dot_name(k)}={_dot_quote(v) if k in text else _dot_value(v, f'attribute {k!r} of {where}')}"
+        for k, v in data.items()
+    )
 
 
 def write_dot(graph: DependencyGraph, path: str | PathLike) -> None:
@@ -491,7 +513,9 @@ def write_dot(graph: DependencyGraph, path: str | PathLike) -> None:
     g = _check_graph(graph, "write_dot").to_networkx()
     lines = ["digraph dependency_graph {"]
     lines += [f"{_dot_name(k)}={_dot_value(v, f'graph attribute {k!r}')};" for k, v in g.graph.items()]
-    lines += [f"{_dot_quote(str(n))} [{_dot_attrs(d, f'node {n!r}')}];" for n, d in g.nodes(data=True)]
+    lines += [
+        f"{_dot_quote(str(n))} [{_dot_attrs(d, f'node {n!r}', _DOT_TEXT)}];" for n, d in g.nodes(data=True)
+    ]
     lines += [
         f"{_dot_quote(str(u))} -> {_dot_quote(str(v))} [{_dot_attrs(d, f'edge {u!r} -> {v!r}')}];"
         for u, v, d in g.edges(data=True)
@@ -515,8 +539,9 @@ def _dot_read_value(raw: str) -> object:
     return _decoded_value(text)
 
 
-def _dot_read_attrs(raw: dict[str, Any]) -> dict[str, object]:
-    return {_dot_text(k): _dot_read_value(v) for k, v in raw.items()}
+def _dot_read_attrs(raw: dict[str, Any], text: frozenset[str] = frozenset()) -> dict[str, object]:
+    attrs = {_dot_text(k): v for k, v in raw.items()}
+    return {k: _dot_text(v) if k in text else _dot_read_value(v) for k, v in attrs.items()}
 
 
 def read_dot(path: str | PathLike) -> DependencyGraph:
@@ -546,25 +571,39 @@ def read_dot(path: str | PathLike) -> DependencyGraph:
             f"Reading {path} needs pydot, which is not installed: pip install pydot. Writing DOT needs nothing; "
             "GraphML, GEXF and JSON files read without extra packages."
         ) from None
-    text = path.read_text(encoding="utf-8")
     try:
-        parsed = pydot.graph_from_dot_data(text)
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"Cannot read {path}: it is not UTF-8 text, so not a DOT file written by stepwise."
+        ) from error
+    try:
+        with contextlib.redirect_stdout(io.StringIO()) as printed:  # pydot prints its parse errors
+            parsed = pydot.graph_from_dot_data(text)
     except Exception as error:  # pydot's parser raises several types, depending on its version
-        raise ValueError(f"Cannot read {path}: it is not valid DOT ({error}); the file may be truncated.") from error
+        raise ValueError(
+            f"Cannot read {path}: it is not valid DOT ({error}); the file may be truncated."
+        ) from error
     if not parsed:
-        raise ValueError(f"Cannot read {path}: it is not valid DOT; the file may be truncated or empty.")
+        detail = " ".join(printed.getvalue().split()[-12:]) or "no graph found"
+        raise ValueError(
+            f"Cannot read {path}: it is not valid DOT ({detail}); the file may be truncated or empty."
+        )
     if len(parsed) != 1 or parsed[0].get_type() != "digraph":
         raise ValueError(f"Cannot read {path}: it must hold exactly one directed graph (digraph).")
     dot = parsed[0]
-    g = nx.DiGraph(**_dot_read_attrs(dot.get_attributes()))
+    g = nx.DiGraph()
+    g.graph.update(_dot_read_attrs(dot.get_attributes()))
     for node in dot.get_nodes():
         name = _dot_text(node.get_name())
         if name not in _DOT_KEYWORDS:  # 'node [...]' and 'graph [...]' are defaults, not nodes
-            g.add_node(name, **_dot_read_attrs(node.get_attributes()))
+            g.add_node(name, **_dot_read_attrs(node.get_attributes(), _DOT_TEXT))
     for edge in dot.get_edges():
         u, v = _dot_text(str(edge.get_source())), _dot_text(str(edge.get_destination()))
         if g.has_edge(u, v):
-            raise ValueError(f"Cannot read {path}: it has two edges {u!r} -> {v!r}; a dependency graph has one.")
+            raise ValueError(
+                f"Cannot read {path}: it has two edges {u!r} -> {v!r}; a dependency graph has one."
+            )
         g.add_edge(u, v, **_dot_read_attrs(edge.get_attributes()))
     return _wrap(path, "DOT", g)
 

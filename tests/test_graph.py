@@ -1,0 +1,246 @@
+"""DependencyGraph: schema checks, accessors, subgraphs, the three relevance metrics."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import pytest
+
+import stepwise
+from stepwise import DependencyGraph
+from stepwise.graph import node_key
+
+LEVELS = ["input", "fc1", "fc2", "softmax"]
+
+
+def make_graph(edges: dict[tuple[str, str], tuple[int, float, float]], *, target=3) -> nx.DiGraph:
+    """A DiGraph of the schema: edges {(upper, lower): (count, frequency, relevance)}, nodes from their keys."""
+    g = nx.DiGraph(levels=list(LEVELS), target=target, n_inputs=10)
+    for key in {k for edge in edges for k in edge}:
+        level, index = key.rsplit(":", 1)
+        g.add_node(key, level=level, index=int(index), depth=len(LEVELS) - 1 - LEVELS.index(level))
+    for (u, v), (count, frequency, relevance) in edges.items():
+        g.add_edge(
+            u, v, count=count, frequency=frequency, relevance=relevance, sign=1 if relevance >= 0 else -1
+        )
+    return g
+
+
+# softmax:3 -> fc2:{1, 2}; both fc2 neurons -> fc1:5 (two parents); fc2:2 -> fc1:0 (inhibitory); fc1:5 -> input:4
+EDGES = {
+    ("softmax:3", "fc2:1"): (9, 0.9, 0.30),
+    ("softmax:3", "fc2:2"): (6, 0.6, 0.50),
+    ("fc2:1", "fc1:5"): (4, 0.4, 0.10),
+    ("fc2:2", "fc1:5"): (7, 0.7, -0.20),
+    ("fc2:2", "fc1:0"): (8, 0.8, -0.05),
+    ("fc1:5", "input:4"): (2, 0.2, 0.01),
+}
+
+
+@pytest.fixture
+def graph() -> DependencyGraph:
+    return DependencyGraph(make_graph(EDGES))
+
+
+# ------------------------------------------------------------------------------------------- accessors
+
+
+def test_accessors_and_repr(graph):
+    assert graph.levels == LEVELS
+    assert graph.target == 3
+    assert len(graph) == 6
+    assert set(graph.nodes) == {"softmax:3", "fc2:1", "fc2:2", "fc1:5", "fc1:0", "input:4"}
+    assert graph.nodes["fc1:5"] == {"level": "fc1", "index": 5, "depth": 2}
+    assert graph.edges["fc2:2", "fc1:5"] == {"count": 7, "frequency": 0.7, "relevance": -0.2, "sign": -1}
+    assert repr(graph) == "DependencyGraph(target=3, levels=4, nodes=6, edges=6)"
+    assert "\n" not in repr(DependencyGraph(make_graph(EDGES, target=[["fc2", 1], ["fc2", 2]])))
+    assert node_key("features.28", 41) == "features.28:41"
+
+
+def test_to_networkx_is_a_copy(graph):
+    g = graph.to_networkx()
+    g.remove_node("fc1:0")
+    g.graph["levels"].append("extra")
+    assert "fc1:0" in graph.nodes and graph.levels == LEVELS
+
+
+def test_from_networkx_copies_and_normalises_values():
+    g = make_graph(EDGES, target=(("fc2", np.int64(1)),))
+    g.nodes["fc1:5"]["index"] = np.int64(5)
+    g.edges["fc2:1", "fc1:5"]["count"] = np.int32(4)
+    g.edges["fc2:1", "fc1:5"]["frequency"] = np.float32(0.5)
+    g.graph["levels"] = tuple(LEVELS)
+    graph = DependencyGraph.from_networkx(g)
+    assert graph.target == [["fc2", 1]] and graph.levels == LEVELS
+    assert type(graph.nodes["fc1:5"]["index"]) is int
+    assert type(graph.edges["fc2:1", "fc1:5"]["count"]) is int
+    assert type(graph.edges["fc2:1", "fc1:5"]["frequency"]) is float
+    assert type(g.nodes["fc1:5"]["index"]) is np.int64  # the caller's graph is not modified
+    assert DependencyGraph.from_networkx(graph.to_networkx()) == graph
+
+
+def test_equality():
+    assert DependencyGraph(make_graph(EDGES)) == DependencyGraph(make_graph(EDGES))
+    changed = make_graph(EDGES)
+    changed.edges["fc2:1", "fc1:5"]["count"] = 5
+    assert DependencyGraph(make_graph(EDGES)) != DependencyGraph(changed)
+    assert DependencyGraph(make_graph(EDGES)) != make_graph(EDGES)
+
+
+# ------------------------------------------------------------------------------------------ schema
+
+
+def test_missing_graph_attributes_are_named():
+    g = make_graph(EDGES)
+    del g.graph["levels"], g.graph["target"]
+    with pytest.raises(ValueError, match=r"lacks the graph attribute\(s\) 'levels', 'target'"):
+        DependencyGraph.from_networkx(g)
+
+
+def test_missing_node_attributes_are_named():
+    g = make_graph(EDGES)
+    del g.nodes["fc1:5"]["depth"], g.nodes["fc1:0"]["index"]
+    with pytest.raises(ValueError, match=r"2 of 6 nodes lack the node attribute\(s\) 'depth', 'index'"):
+        DependencyGraph.from_networkx(g)
+
+
+def test_missing_edge_attributes_are_named():
+    g = make_graph(EDGES)
+    del g.edges["fc2:1", "fc1:5"]["sign"]
+    with pytest.raises(
+        ValueError, match=r"1 of 6 edges lack the edge attribute\(s\) 'sign'.*\('fc2:1', 'fc1:5'\)"
+    ):
+        DependencyGraph.from_networkx(g)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda g: g.nodes["fc1:5"].update(index="5"),
+            r"Node 'fc1:5' has index='5' \(str\); index must be an int",
+        ),
+        (lambda g: g.nodes["fc1:5"].update(index=6), r"its key must be 'fc1:6'"),
+        (lambda g: g.nodes["fc1:5"].update(depth=1), r"depth 1, but level 'fc1' lies at depth 2"),
+        (lambda g: g.nodes["fc1:5"].update(level="fc9"), r"level 'fc9', which is not in the graph's levels"),
+        (lambda g: g.edges["fc2:1", "fc1:5"].update(count=4.0), r"count=4.0 \(float\); count must be an int"),
+        (lambda g: g.edges["fc2:1", "fc1:5"].update(frequency="x"), r"frequency must be a float"),
+        (lambda g: g.edges["fc2:1", "fc1:5"].update(sign=0), r"sign=0; sign must be \+1 or -1"),
+        (
+            lambda g: g.add_edge("input:4", "fc1:5", count=1, frequency=0.1, relevance=0.1, sign=1),
+            r"runs from depth 3",
+        ),
+        (lambda g: g.graph.update(target="3"), r"'target' is '3' \(str\)"),
+        (lambda g: g.graph.update(target=[["fc7", 1]]), r"names level 'fc7'"),
+        (lambda g: g.graph.update(target=[["fc2"]]), r"must be a \[level, index\] pair"),
+        (lambda g: g.graph.update(levels=["a", "a"]), r"distinct level names"),
+        (lambda g: g.graph.update(levels="fc1"), r"non-empty list of level names"),
+    ],
+)
+def test_schema_violations_are_explained(change, message):
+    g = make_graph(EDGES)
+    change(g)
+    with pytest.raises(ValueError, match=message):
+        DependencyGraph(g)
+
+
+def test_not_a_digraph_is_a_type_error():
+    with pytest.raises(TypeError, match="needs a networkx.DiGraph; got MultiDiGraph"):
+        DependencyGraph(nx.MultiDiGraph(make_graph(EDGES)))
+    with pytest.raises(TypeError, match="got dict"):
+        DependencyGraph.from_networkx({})
+
+
+# ----------------------------------------------------------------------------------------- subgraph
+
+
+def test_subgraph_keeps_the_levels_asked_for(graph):
+    sub = graph.subgraph(levels=["fc2", "fc1"])
+    assert set(sub.nodes) == {"fc2:1", "fc2:2", "fc1:5", "fc1:0"}
+    assert set(sub.edges) == {("fc2:1", "fc1:5"), ("fc2:2", "fc1:5"), ("fc2:2", "fc1:0")}
+    assert sub.edges["fc2:2", "fc1:0"] == graph.edges["fc2:2", "fc1:0"]
+    assert sub.attrs == graph.attrs and sub.nodes["fc1:5"]["depth"] == 2
+    sub.to_networkx().add_node("fc1:9")  # a plain graph, not a frozen view
+    one = graph.subgraph(levels="softmax")
+    assert list(one.nodes) == ["softmax:3"] and one.to_networkx().number_of_edges() == 0
+
+
+def test_subgraph_unknown_level_suggests_names(graph):
+    with pytest.raises(ValueError, match=r"No level 'fc3' in this graph\. Did you mean 'fc2'"):
+        graph.subgraph(levels=["fc3"])
+
+
+# ------------------------------------------------------------------------------------------ metrics
+
+
+def test_node_metrics_by_hand(graph):
+    table = graph.node_metrics()
+    assert list(table.index) == [
+        "softmax:3",
+        "fc2:1",
+        "fc2:2",
+        "fc1:0",
+        "fc1:5",
+        "input:4",
+    ]  # top first, by index
+    assert list(table.columns) == ["level", "index", "depth", "interconnectedness", "frequency", "relevance"]
+    assert table.loc["fc1:5", "interconnectedness"] == 2
+    assert table.loc["fc1:5", "frequency"] == 0.7  # the larger of 0.4 and 0.7
+    assert table.loc["fc1:5", "relevance"] == -0.2  # the larger |ω| of 0.1 and -0.2, sign kept
+    assert table.loc["softmax:3", "interconnectedness"] == 0
+    assert table.loc["softmax:3", "frequency"] == 1.0 and np.isnan(table.loc["softmax:3", "relevance"])
+    assert table["interconnectedness"].dtype == np.int64 and table["index"].dtype == np.int64
+
+
+def test_top_neurons_by_each_metric(graph):
+    assert list(graph.top_neurons("frequency").index) == ["fc2:1", "fc1:0", "fc1:5", "fc2:2", "input:4"]
+    # |relevance|: 0.5, 0.3, 0.2 (fc1:5, inhibitory), 0.05, 0.01
+    assert list(graph.top_neurons("relevance", k=3).index) == ["fc2:2", "fc2:1", "fc1:5"]
+    # ties at one parent go to the upper level, then to the smaller index
+    assert list(graph.top_neurons("interconnectedness").index) == [
+        "fc1:5",
+        "fc2:1",
+        "fc2:2",
+        "fc1:0",
+        "input:4",
+    ]
+    assert list(graph.top_neurons("frequency", level="fc1").index) == ["fc1:0", "fc1:5"]
+    assert graph.top_neurons("frequency", k=2).loc["fc2:1", "frequency"] == 0.9
+
+
+def test_top_neurons_checks_its_parameters(graph):
+    with pytest.raises(ValueError, match=r"'metric' parameter of DependencyGraph.top_neurons must be one of .*"
+                       r"Did you mean 'frequency'"):  # fmt: skip
+        graph.top_neurons("frequence")
+    with pytest.raises(ValueError, match=r"'k' parameter .* range \[1, inf\)\. Got 0"):
+        graph.top_neurons("frequency", k=0)
+    with pytest.raises(ValueError, match="No level 'fc9'"):
+        graph.top_neurons("frequency", level="fc9")
+
+
+# ------------------------------------------------------------------------------------------- imports
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Top-level packages a module imports at run time (``if TYPE_CHECKING:`` blocks left out)."""
+    names: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            return
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(ast.parse(path.read_text()))
+    return names
+
+
+def test_graph_module_does_not_import_torch():
+    assert "torch" not in _imported_modules(Path(stepwise.graph.__file__))
