@@ -6,6 +6,16 @@ neuron down to the first level, returned as a :class:`DependencyGraph`.
 """
 
 from ._version import __version__
+from .cluster import (
+    ClusterResult,
+    bag_of_nodes,
+    cluster_graphs,
+    cosine_ward_linkage,
+    interconnectedness,
+    jaccard_matrix,
+    node_occurrence,
+    shared_subgraph,
+)
 from .graph import DependencyGraph
 from .levels import default_levels, list_levels
 from .readwrite import read_graph, write_graph
@@ -19,4 +29,12 @@ __all__ = [
     "list_levels",
     "read_graph",
     "write_graph",
+    "ClusterResult",
+    "bag_of_nodes",
+    "cluster_graphs",
+    "cosine_ward_linkage",
+    "interconnectedness",
+    "jaccard_matrix",
+    "node_occurrence",
+    "shared_subgraph",
 ]

@@ -212,8 +212,11 @@ def test_top_neurons_by_each_metric(graph):
 
 
 def test_top_neurons_checks_its_parameters(graph):
-    with pytest.raises(ValueError, match=r"'metric' parameter of DependencyGraph.top_neurons must be one of .*"
-                       r"Did you mean 'frequency'"):  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=r"'metric' parameter of DependencyGraph.top_neurons must be one of .*"
+        r"Did you mean 'frequency'",
+    ):
         graph.top_neurons("frequence")
     with pytest.raises(ValueError, match=r"'k' parameter .* range \[1, inf\)\. Got 0"):
         graph.top_neurons("frequency", k=0)

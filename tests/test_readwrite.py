@@ -16,8 +16,7 @@ import torch
 from torch import nn
 
 import stepwise
-from stepwise import DependencyGraph, read_graph, write_graph
-from stepwise import readwrite
+from stepwise import DependencyGraph, read_graph, readwrite, write_graph
 
 FORMATS = [".graphml", ".gexf", ".json", ".dot"]
 N_CLASSES = 5
@@ -159,8 +158,15 @@ def test_suffix_is_case_insensitive_and_checked(graphs, tmp_path):
         readwrite.write_json(graphs["both"].to_networkx(), tmp_path / "g.json")
 
 
-@pytest.mark.parametrize(("suffix", "kind", "name"), [(".gexf", "node", "label"), (".gexf", "edge", "weight"),
-                                                      (".json", "node", "id"), (".json", "edge", "source")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("suffix", "kind", "name"),
+    [
+        (".gexf", "node", "label"),
+        (".gexf", "edge", "weight"),
+        (".json", "node", "id"),
+        (".json", "edge", "source"),
+    ],
+)
 def test_names_a_format_reserves_are_refused(graphs, suffix, kind, name, tmp_path):
     g = graphs["both"].to_networkx()
     item = next(iter(g.nodes)) if kind == "node" else next(iter(g.edges))
@@ -340,8 +346,12 @@ def test_truncated_file_is_a_clear_error(graphs, suffix, tmp_path):
     graphs["both"].write(path)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    expected = {".graphml": "not well-formed XML", ".gexf": "not well-formed XML", ".json": "not valid JSON",
-                ".dot": "not valid DOT"}[suffix]  # fmt: skip
+    expected = {
+        ".graphml": "not well-formed XML",
+        ".gexf": "not well-formed XML",
+        ".json": "not valid JSON",
+        ".dot": "not valid DOT",
+    }[suffix]
     with pytest.raises(ValueError, match=rf"Cannot read .*g\{suffix}: it is {expected}.*truncated"):
         read_graph(path)
     path.write_bytes(b"")
@@ -358,11 +368,17 @@ def foreign_graph() -> nx.DiGraph:
 @pytest.mark.parametrize("suffix", [".graphml", ".gexf", ".json"])
 def test_a_graph_from_another_tool_names_what_is_missing(suffix, tmp_path):
     path = tmp_path / f"roads{suffix}"
-    writer = {".graphml": nx.write_graphml, ".gexf": nx.write_gexf,
-              ".json": lambda g, p: p.write_text(json.dumps(nx.node_link_data(g, edges="edges")))}[suffix]  # fmt: skip
+    writer = {
+        ".graphml": nx.write_graphml,
+        ".gexf": nx.write_gexf,
+        ".json": lambda g, p: p.write_text(json.dumps(nx.node_link_data(g, edges="edges"))),
+    }[suffix]
     writer(foreign_graph(), path)
-    with pytest.raises(ValueError, match=r"roads.* is not a stepwise dependency graph: .*lacks the graph attribute\(s\) "
-                       r"'levels', 'target'"):  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=r"roads.* is not a stepwise dependency graph: .*lacks the graph attribute\(s\) "
+        r"'levels', 'target'",
+    ):
         read_graph(path)
 
 
