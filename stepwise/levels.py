@@ -30,6 +30,7 @@ __all__ = [
     "default_levels",
     "resolve_levels",
     "capture",
+    "forward_pass",
     "hooked",
     "analysis_mode",
 ]
@@ -459,6 +460,28 @@ def _top_activation(info: LevelInfo, output: object) -> Tensor:
     return output
 
 
+def forward_pass(
+    model: nn.Module, x: Tensor, hooks: Sequence[tuple[nn.Module, Callable]] = (), *, stop_after: nn.Module | None = None
+) -> object:
+    """Run the model on ``x`` with forward hooks, ending the pass as soon as ``stop_after`` has run.
+
+    Returns
+    -------
+    object
+        The model output, or ``None`` when the pass was ended early.
+    """
+
+    def stop(module: nn.Module, args: tuple, output: object) -> None:
+        raise _StopForward
+
+    stops = [] if stop_after is None else [(stop_after, stop)]
+    with hooked(forward=list(hooks) + stops):
+        try:
+            return _run_model(model, x)
+        except _StopForward:
+            return None
+
+
 def capture(model: nn.Module, x: Tensor, levels: Sequence[LevelInfo]) -> dict[str, Tensor]:
     """Run one forward pass without gradients and return the activation of every level.
 
@@ -479,24 +502,19 @@ def capture(model: nn.Module, x: Tensor, levels: Sequence[LevelInfo]) -> dict[st
     captured: dict[str, Tensor] = {}
     module_levels = [info for info in levels if info.module is not None]
     needs_output = any(info.name in (SOFTMAX, OUTPUT) for info in levels)
-    last = module_levels[-1].name if module_levels and not needs_output else None
 
     def make_hook(name: str) -> Callable:
         def hook(module: nn.Module, args: tuple, output: Tensor) -> None:
             captured[name] = output.detach().clone()
-            if name == last:
-                raise _StopForward
 
         return hook
 
     if any(info.name == INPUT for info in levels):
         captured[INPUT] = x.detach().clone()
+    hooks = [(info.module, make_hook(info.name)) for info in module_levels]
+    last = module_levels[-1].module if module_levels and not needs_output else None
     with analysis_mode(model, owner="stepwise.capture"), torch.no_grad():
-        with hooked(forward=[(info.module, make_hook(info.name)) for info in module_levels]):
-            try:
-                output = _run_model(model, x)
-            except _StopForward:
-                output = None
+        output = forward_pass(model, x, hooks, stop_after=last)
     for info in levels:
         if info.name in (SOFTMAX, OUTPUT):
             captured[info.name] = _top_activation(info, output).detach()

@@ -21,7 +21,16 @@ from tqdm.auto import tqdm
 
 from ._version import __version__
 from .graph import DependencyGraph, node_key
-from .levels import SOFTMAX, LevelInfo, analysis_mode, model_device_dtype, resolve_levels, step_forward
+from .closed_form import LayerStep, collect, layer_step_relevance, layer_step_statistics, plan_layer_steps
+from .levels import (
+    SOFTMAX,
+    LevelInfo,
+    analysis_mode,
+    forward_pass,
+    model_device_dtype,
+    resolve_levels,
+    step_forward,
+)
 from .relevance import RULES, step_relevance
 from .select import SIGNS, outlier_mask, select_children
 from .validation import check_bool, check_float, check_int, check_option
@@ -97,6 +106,11 @@ class StepwiseSensitivity:
     channel_dim : int, default=1
         The dimension that indexes neurons in levels with more than two dimensions (for example 2 for the
         (N, T, D) activations of a transformer).
+    closed_form : bool, default=True
+        Compute single-layer steps (pass-through pooling/dropout/flatten, one Conv or Linear, optional BatchNorm
+        and elementwise activation, or the softmax on top) by their exact closed form from statistics gathered
+        in one forward pass (:mod:`stepwise.closed_form`) for the ``gradient`` and ``guided`` rules. ``False``
+        uses autograd for every step; both give the same ω.
 
     Examples
     --------
@@ -121,6 +135,7 @@ class StepwiseSensitivity:
         batch_size: int | None = None,
         progress: bool = False,
         channel_dim: int = 1,
+        closed_form: bool = True,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}.")
@@ -138,7 +153,8 @@ class StepwiseSensitivity:
         self.batch_size = None if batch_size is None else check_int(batch_size, "batch_size", _OWNER, low=1)
         self.progress = check_bool(progress, "progress", _OWNER)
         self.channel_dim = check_int(channel_dim, "channel_dim", _OWNER, low=1)
-        self._resolved: dict[tuple, list[LevelInfo]] = {}
+        self.closed_form = check_bool(closed_form, "closed_form", _OWNER)
+        self._resolved: dict[tuple, tuple[list[LevelInfo], dict[int, LayerStep]]] = {}
 
     def __repr__(self) -> str:
         return (
@@ -148,8 +164,9 @@ class StepwiseSensitivity:
 
     # ---------------------------------------------------------------------------------------------- set-up
 
-    def _prepare(self, inputs: object) -> tuple[Tensor, list[LevelInfo], int]:
-        """Stack and check the inputs, resolve the levels (cached per input signature), pick the batch size."""
+    def _prepare(self, inputs: object) -> tuple[Tensor, list[LevelInfo], dict[int, LayerStep], int]:
+        """Stack and check the inputs, resolve the levels and the closed-form steps (cached per input
+        signature), pick the batch size."""
         data = _stack_inputs(inputs)
         device, dtype = model_device_dtype(self.model)
         if data.is_floating_point() and dtype is not None and data.dtype != dtype:
@@ -162,13 +179,15 @@ class StepwiseSensitivity:
         key = (tuple(data.shape[1:]), data.dtype, device)
         if key not in self._resolved:
             example = data[:2].to(device)
-            self._resolved[key] = resolve_levels(self.model, example, self.levels, channel_dim=self.channel_dim)
-        infos = self._resolved[key]
+            infos = resolve_levels(self.model, example, self.levels, channel_dim=self.channel_dim)
+            use_closed_form = self.closed_form and self.rule in ("gradient", "guided")
+            self._resolved[key] = (infos, plan_layer_steps(self.model, infos) if use_closed_form else {})
+        infos, plan = self._resolved[key]
         batch_size = self.batch_size
         if batch_size is None:
             per_input = 4 * data.element_size() * sum(int(np.prod(info.shape)) for info in infos)
             batch_size = max(1, min(len(data), _BATCH_BYTES // max(per_input, 1)))
-        return data, infos, batch_size
+        return data, infos, plan, batch_size
 
     @staticmethod
     def _level(infos: list[LevelInfo], name: object, role: str) -> int:
@@ -240,8 +259,18 @@ class StepwiseSensitivity:
             bar.update(1)
         return _StepStats(counts, omega_sum, torch.cat(kept, dim=1) if keep_omega else None)
 
+    def _collect(self, data: Tensor, batch_size: int, steps: dict[int, LayerStep], bar: Any) -> None:
+        """One streamed forward pass without gradients that gathers the statistics of the closed-form steps."""
+        device, _ = model_device_dtype(self.model)
+        top = steps[max(steps)].upper.module  # None when the model output is needed (softmax, output)
+        hooks = collect(steps.values())
+        with torch.no_grad():
+            for start in range(0, len(data), batch_size):
+                forward_pass(self.model, data[start : start + batch_size].to(device), hooks, stop_after=top)
+                bar.update(1)
+
     def _run_step(self, inputs: object, upper: str, lower: str, neurons: object, *, keep_omega: bool) -> _StepStats:
-        data, infos, batch_size = self._prepare(inputs)
+        data, infos, plan, batch_size = self._prepare(inputs)
         up_index = self._level(infos, upper, "upper")
         low_index = self._level(infos, lower, "lower")
         if low_index >= up_index:
@@ -250,12 +279,28 @@ class StepwiseSensitivity:
             )
         chosen = self._neurons(infos[up_index], neurons)
         n_batches = -(-len(data) // batch_size)
+        layer_step = plan.get(up_index) if up_index == low_index + 1 else None
         with analysis_mode(self.model, owner=_OWNER), tqdm(
             total=n_batches, disable=not self.progress, desc=f"{lower} <- {upper}"
         ) as bar:
-            return self._step(
-                data, batch_size, infos[low_index], infos[up_index], chosen, keep_omega=keep_omega, bar=bar
-            )
+            if layer_step is None:
+                return self._step(
+                    data, batch_size, infos[low_index], infos[up_index], chosen, keep_omega=keep_omega, bar=bar
+                )
+            try:
+                self._collect(data, batch_size, {up_index: layer_step}, bar)
+                return self._layer_step(layer_step, chosen, len(data), keep_omega=keep_omega)
+            finally:
+                layer_step.stats.clear()
+
+    def _layer_step(self, step: LayerStep, neurons: list[int], n_inputs: int, *, keep_omega: bool) -> _StepStats:
+        index = torch.tensor(neurons, dtype=torch.long, device=step.layer.weight.device)
+        if keep_omega:
+            omega = layer_step_relevance(step, index, n_inputs)
+            counts = outlier_mask(omega, fence=self.fence, sign=self.sign).sum(dim=1)
+            return _StepStats(counts, omega.sum(dim=1, dtype=torch.float64), omega)
+        counts, omega_sum = layer_step_statistics(step, index, n_inputs, fence=self.fence, sign=self.sign)
+        return _StepStats(counts, omega_sum, None)
 
     def relevance(self, inputs: object, *, upper: str, lower: str, neurons: object) -> Tensor:
         """Relevance ω of every neuron of ``lower`` for each of ``neurons`` of ``upper``, on every input.
@@ -357,7 +402,7 @@ class StepwiseSensitivity:
         -------
         DependencyGraph
         """
-        data, infos, batch_size = self._prepare(inputs)
+        data, infos, plan, batch_size = self._prepare(inputs)
         targets = self._targets(infos, target)
         start = max(targets)
         n_batches = -(-len(data) // batch_size)
@@ -372,6 +417,33 @@ class StepwiseSensitivity:
             n_inputs=len(data),
             version=__version__,
         )
+        plan = {position: step for position, step in plan.items() if position <= start}
+        passes = (1 if plan else 0) + sum(1 for position in range(start, 0, -1) if position not in plan)
+        with analysis_mode(self.model, owner=_OWNER), tqdm(
+            total=passes * n_batches, disable=not self.progress, desc="dependency graph"
+        ) as bar:
+            try:
+                if plan:
+                    bar.set_postfix_str(f"closed-form statistics of {len(plan)} steps")
+                    self._collect(data, batch_size, plan, bar)
+                self._traverse(data, batch_size, infos, plan, targets, start, graph, bar)
+            finally:
+                for step in plan.values():
+                    step.stats.clear()
+        return DependencyGraph(graph)
+
+    def _traverse(
+        self,
+        data: Tensor,
+        batch_size: int,
+        infos: list[LevelInfo],
+        plan: dict[int, LayerStep],
+        targets: dict[int, set[int]],
+        start: int,
+        graph: nx.DiGraph,
+        bar: Any,
+    ) -> None:
+        """Steps from level ``start`` down, adding nodes and edges to ``graph``."""
         top = len(infos) - 1
 
         def add_nodes(position: int, neurons: Iterable[int]) -> None:
@@ -381,45 +453,45 @@ class StepwiseSensitivity:
 
         current = sorted(targets[start])
         add_nodes(start, current)
-        with analysis_mode(self.model, owner=_OWNER), tqdm(
-            total=start * n_batches, disable=not self.progress, desc="dependency graph"
-        ) as bar:
-            for position in range(start, 0, -1):
-                upper, lower = infos[position], infos[position - 1]
-                bar.set_postfix_str(f"{lower.name} <- {upper.name} ({len(current)} neurons)")
+        for position in range(start, 0, -1):
+            upper, lower = infos[position], infos[position - 1]
+            bar.set_postfix_str(f"{lower.name} <- {upper.name} ({len(current)} neurons)")
+            if position in plan:
+                stats = self._layer_step(plan[position], current, len(data), keep_omega=False)
+            else:
                 stats = self._step(data, batch_size, lower, upper, current, keep_omega=False, bar=bar)
-                counts = stats.counts.cpu().numpy()
-                mean_omega = (stats.omega_sum / len(data)).cpu().numpy()
-                children = select_children(counts, mean_omega, branching=self.branching, sign=self.sign)
-                found: set[int] = set()
-                for row, (parent, kids) in enumerate(zip(current, children)):
-                    add_nodes(position - 1, kids)
-                    for k in kids:
-                        graph.add_edge(
-                            node_key(upper.name, parent),
-                            node_key(lower.name, int(k)),
-                            count=int(counts[row, k]),
-                            frequency=float(counts[row, k]) / len(data),
-                            relevance=float(mean_omega[row, k]),
-                            sign=1 if mean_omega[row, k] >= 0 else -1,
-                        )
-                    found.update(int(k) for k in kids)
-                explicit = targets.get(position - 1, set())
-                add_nodes(position - 1, explicit)
-                if not found:
-                    reason = (
-                        f"no neuron of {lower.name!r} is {_OUTLIER_WORDS[self.sign]} Tukey outlier of ω (fence {self.fence}) for "
-                        f"any of the {len(current)} neuron(s) of {upper.name!r} on any of the {len(data)} inputs"
+            counts = stats.counts.cpu().numpy()
+            mean_omega = (stats.omega_sum / len(data)).cpu().numpy()
+            children = select_children(counts, mean_omega, branching=self.branching, sign=self.sign)
+            found: set[int] = set()
+            for row, (parent, kids) in enumerate(zip(current, children)):
+                add_nodes(position - 1, kids)
+                for k in kids:
+                    graph.add_edge(
+                        node_key(upper.name, parent),
+                        node_key(lower.name, int(k)),
+                        count=int(counts[row, k]),
+                        frequency=float(counts[row, k]) / len(data),
+                        relevance=float(mean_omega[row, k]),
+                        sign=1 if mean_omega[row, k] >= 0 else -1,
                     )
-                    graph.graph.setdefault("stopped_at", f"{lower.name} <- {upper.name}")
-                    graph.graph.setdefault("stop_reason", reason)
-                    warnings.warn(
-                        f"Step {lower.name} <- {upper.name}: {reason}; the traversal ends at {upper.name!r}. "
-                        f"What usually helps: {self._advice(upper)}.",
-                        UserWarning,
-                        stacklevel=2,
-                    )
-                current = sorted(found | explicit)
-                if not current:
-                    break
-        return DependencyGraph(graph)
+                found.update(int(k) for k in kids)
+            explicit = targets.get(position - 1, set())
+            add_nodes(position - 1, explicit)
+            if not found:
+                reason = (
+                    f"no neuron of {lower.name!r} is {_OUTLIER_WORDS[self.sign]} Tukey outlier of ω (fence "
+                    f"{self.fence}) for any of the {len(current)} neuron(s) of {upper.name!r} on any of the "
+                    f"{len(data)} inputs"
+                )
+                graph.graph.setdefault("stopped_at", f"{lower.name} <- {upper.name}")
+                graph.graph.setdefault("stop_reason", reason)
+                warnings.warn(
+                    f"Step {lower.name} <- {upper.name}: {reason}; the traversal ends at {upper.name!r}. "
+                    f"What usually helps: {self._advice(upper)}.",
+                    UserWarning,
+                    stacklevel=3,
+                )
+            current = sorted(found | explicit)
+            if not current:
+                break

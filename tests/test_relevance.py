@@ -21,19 +21,19 @@ def _steps(levels: list[str]) -> list[tuple[str, str]]:
 
 def _neurons(ssa: stepwise.StepwiseSensitivity, inputs: torch.Tensor, upper: str) -> list[int]:
     """Up to six neurons of the upper level, first and last included."""
-    width = ssa.relevance(inputs[:1], upper=upper, lower=ssa.levels[0], neurons=[0]).shape  # warms the cache
-    del width
-    infos = ssa._resolved[next(iter(ssa._resolved))]
+    infos = stepwise.levels.resolve_levels(ssa.model, inputs[:2], ssa.levels)
     size = next(info.n_neurons for info in infos if info.name == upper)
     return sorted({0, size - 1, *range(1, size, max(1, size // 4))})[:6]
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-@pytest.mark.parametrize("rule", ["gradient", "grad_x_activation"])
+@pytest.mark.parametrize(
+    ("rule", "closed_form"), [("gradient", True), ("gradient", False), ("grad_x_activation", True)]
+)
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_relevance_equals_per_input_autograd(case: str, rule: str, dtype: torch.dtype) -> None:
+def test_relevance_equals_per_input_autograd(case: str, rule: str, closed_form: bool, dtype: torch.dtype) -> None:
     model, chain, inputs, levels = build_case(case, dtype)
-    ssa = stepwise.StepwiseSensitivity(model, levels, rule=rule, batch_size=3)
+    ssa = stepwise.StepwiseSensitivity(model, levels, rule=rule, batch_size=3, closed_form=closed_form)
     for lower, upper in _steps(levels):
         neurons = _neurons(ssa, inputs, upper)
         omega = ssa.relevance(inputs, upper=upper, lower=lower, neurons=neurons)
@@ -43,10 +43,11 @@ def test_relevance_equals_per_input_autograd(case: str, rule: str, dtype: torch.
         assert_rows_close(omega, expected, TOLERANCE[dtype])
 
 
+@pytest.mark.parametrize("closed_form", [True, False])
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_guided_equals_captum_on_the_step_as_a_submodel(case: str) -> None:
+def test_guided_equals_captum_on_the_step_as_a_submodel(case: str, closed_form: bool) -> None:
     model, chain, inputs, levels = build_case(case, torch.float64)
-    ssa = stepwise.StepwiseSensitivity(model, levels, rule="guided")
+    ssa = stepwise.StepwiseSensitivity(model, levels, rule="guided", closed_form=closed_form)
     plain = stepwise.StepwiseSensitivity(model, levels, rule="gradient")
     differs = False
     for lower, upper in _steps(levels):
