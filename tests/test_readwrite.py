@@ -18,6 +18,7 @@ from torch import nn
 import stepwise
 from stepwise import DependencyGraph, read_graph, readwrite, write_graph
 
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:pydot")  # pydot's use of old pyparsing names
 FORMATS = [".graphml", ".gexf", ".json", ".dot"]
 N_CLASSES = 5
 

@@ -1,0 +1,263 @@
+"""Figures of the SSA paper: outlier frequencies (Fig. 2a), relevance heatmaps (Fig. 2b), dependency graphs
+(Fig. 3) and the clustermap of bag-of-nodes vectors (Fig. 4a).
+
+The only module of ``stepwise`` that imports matplotlib and seaborn; the rest imports it when a figure is asked
+for. Every function returns the matplotlib ``Figure`` (save it with ``fig.savefig(path)``), and those that draw on
+one axes accept ``ax=`` to draw into an existing figure.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import matplotlib.pyplot as plt
+import networkx as nx
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from .cluster import ClusterResult, cosine_ward_linkage
+from .graph import DependencyGraph
+from .validation import check_bool
+
+__all__ = ["plot_clustermap", "plot_graph", "plot_outlier_frequency", "plot_relevance_heatmap"]
+
+#: Bars with tick labels at most; beyond that the x axis is only annotated.
+_MAX_TICK_LABELS = 40
+_EDGE_COLOURS = {1: "tab:red", -1: "tab:blue"}
+
+
+def _as_array(values: Any, name: str, ndim: int) -> np.ndarray:
+    """A numpy array from an ndarray, a list or a tensor (on any device), without importing torch."""
+    if hasattr(values, "detach"):  # a torch.Tensor, possibly on a GPU
+        values = values.detach().cpu().numpy()
+    array = np.asarray(values)
+    if array.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimension(s); got shape {array.shape}.")
+    if not np.issubdtype(array.dtype, np.number) or not np.isfinite(array).all():
+        raise ValueError(f"{name} must hold finite numbers; got dtype {array.dtype}.")
+    return array
+
+
+def _new_axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
+    if ax is None:
+        fig, ax = plt.subplots(figsize=figsize)
+        return fig, ax
+    return ax.figure, ax
+
+
+def plot_outlier_frequency(
+    counts_row: Any, *, level: str | None = None, neuron: str | None = None, ax: Axes | None = None
+) -> Figure:
+    """Bar plot of how often each lower neuron is an outlier for one upper neuron (paper Fig. 2a).
+
+    Parameters
+    ----------
+    counts_row : Tensor or array-like of shape (n_lower,)
+        One row of ``StepwiseSensitivity.outlier_counts(...)``: the number of inputs on which each lower neuron is
+        an outlier of ω.
+    level : str, optional
+        Name of the lower level, for the title.
+    neuron : str, optional
+        Name of the upper neuron (for example ``"softmax:3"``), for the title.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new figure by default.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One bar per lower neuron with a count of at least 1, highest first (ties by index), labelled by index;
+        the title gives the number of unique outliers and their share of the level.
+
+    Raises
+    ------
+    ValueError
+        If ``counts_row`` is not one row of non-negative integer counts.
+    """
+    counts = _as_array(counts_row, "counts_row (one row of outlier_counts, e.g. counts[0])", ndim=1)
+    if (counts < 0).any() or (counts != np.round(counts)).any():
+        raise ValueError("counts_row must hold non-negative integer counts, as outlier_counts returns them.")
+    outliers = np.flatnonzero(counts >= 1)
+    order = outliers[np.argsort(-counts[outliers], kind="stable")]
+    fig, ax = _new_axes(ax, (max(4.0, min(12.0, 0.25 * len(order) + 2)), 3.5))
+    ax.bar(np.arange(len(order)), counts[order], color="tab:red", width=0.8)
+    if len(order) <= _MAX_TICK_LABELS:
+        ax.set_xticks(np.arange(len(order)), [str(k) for k in order], rotation=90, fontsize=7)
+    else:
+        ax.set_xticks([])
+    ax.set_xlabel(f"neurons of {level}" if level else "lower neurons", fontsize=9)
+    ax.set_ylabel("inputs with the neuron as outlier", fontsize=9)
+    share = len(order) / len(counts) if len(counts) else 0.0
+    of = f"the {len(counts)} neurons" + (f" of {level}" if level else "")
+    title = f"{len(order)} unique outliers ({share:.1%} of {of})"
+    ax.set_title(title + (f" for {neuron}" if neuron else ""), fontsize=10)
+    ax.set_xlim(-0.5, max(len(order), 1) - 0.5)
+    return fig
+
+
+def plot_relevance_heatmap(
+    omega_rows: Any,
+    *,
+    row_labels: list[str] | None = None,
+    level: str | None = None,
+    per_row: bool = False,
+    ax: Axes | None = None,
+    cmap: str = "RdBu_r",
+) -> Figure:
+    """Heatmap of relevance rows ω over the lower neurons, for a few inputs (paper Fig. 2b).
+
+    Parameters
+    ----------
+    omega_rows : Tensor or array-like of shape (n_rows, n_lower)
+        For example ``ssa.relevance(inputs[:4], upper=..., lower=..., neurons=n)[0]``: ω of one upper neuron on
+        four inputs.
+    row_labels : list of str, optional
+        One label per row; ``"input 0"``, ``"input 1"``, ... by default.
+    level : str, optional
+        Name of the lower level, for the x axis.
+    per_row : bool, default=False
+        Divide each row by its largest ``|ω|``, so that inputs on which the upper neuron is saturated (tiny ω)
+        show their pattern too; the colour bar then reads ``ω / max |ω|`` of the row.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new figure by default.
+    cmap : str, default='RdBu_r'
+        A diverging colormap, centred on ω = 0 (red positive, blue negative).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    ValueError
+        If ``omega_rows`` is not 2-D and finite, or ``row_labels`` does not give one label per row.
+    """
+    omega = _as_array(omega_rows, "omega_rows (n_rows, n_lower)", ndim=2).astype(np.float64)
+    labels = [f"input {i}" for i in range(len(omega))] if row_labels is None else list(row_labels)
+    if len(labels) != len(omega):
+        raise ValueError(f"Found {len(labels)} row labels for {len(omega)} rows: pass one label per row.")
+    check_bool(per_row, "per_row", "plot_relevance_heatmap")
+    if per_row:
+        largest = np.abs(omega).max(axis=1, keepdims=True)
+        omega = omega / np.where(largest > 0, largest, 1.0)
+    fig, ax = _new_axes(ax, (8.0, 0.5 * len(omega) + 1.5))
+    label = "ω / max |ω| of the row" if per_row else "ω"
+    sns.heatmap(omega, ax=ax, cmap=cmap, center=0.0, yticklabels=labels, cbar_kws={"label": label})
+    ax.set_xlabel(f"neurons of {level}" if level else "lower neurons", fontsize=9)
+    ax.tick_params(axis="y", rotation=0)
+    return fig
+
+
+def _layers(g: nx.DiGraph) -> dict[int, list[str]]:
+    """Nodes per level keyed by minus depth (bottom first), each level ordered by its parents' mean position."""
+    by_depth: dict[int, list[str]] = {}
+    for node, depth in g.nodes(data="depth"):
+        by_depth.setdefault(depth, []).append(node)
+    rank: dict[str, float] = {}  # position within its level, for the levels placed so far (top down)
+
+    def place(node: str) -> tuple[float, int]:
+        parents = [rank[p] for p in g.predecessors(node) if p in rank]
+        return (float(np.mean(parents)) if parents else np.inf, g.nodes[node]["index"])
+
+    for depth in sorted(by_depth):
+        by_depth[depth].sort(key=place)
+        rank.update((node, float(i)) for i, node in enumerate(by_depth[depth]))
+    return {-depth: nodes for depth, nodes in sorted(by_depth.items(), reverse=True)}
+
+
+def plot_graph(graph: DependencyGraph, *, ax: Axes | None = None) -> Figure:
+    """Draw a dependency graph level by level, top level on top (paper Fig. 3).
+
+    Each neuron is labelled ``level:index``; edge width grows with the edge's frequency, and its colour gives its
+    sign (red excitatory, blue inhibitory). Within a level, neurons are ordered by their parents' positions to
+    keep crossings few.
+
+    Parameters
+    ----------
+    graph : DependencyGraph
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new figure sized to the graph by default.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    if not isinstance(graph, DependencyGraph):
+        raise TypeError(f"plot_graph needs a DependencyGraph; got {type(graph).__name__}.")
+    g = graph.to_networkx()
+    layers = _layers(g)
+    widest = max((len(nodes) for nodes in layers.values()), default=1)
+    fig, ax = _new_axes(ax, (max(5.0, 1.3 * widest + 1.5), max(3.0, 1.2 * len(layers) + 1.0)))
+    pos = nx.multipartite_layout(g, subset_key=layers, align="horizontal") if len(g) else {}
+    edges = list(g.edges(data=True))
+    nx.draw_networkx_edges(
+        g,
+        pos,
+        ax=ax,
+        edgelist=[(u, v) for u, v, _ in edges],
+        width=[0.5 + 4.0 * d["frequency"] for _, _, d in edges],
+        edge_color=[_EDGE_COLOURS[d["sign"]] for _, _, d in edges],
+        alpha=0.7,
+        arrows=True,
+        arrowstyle="-|>",
+        arrowsize=8,
+        node_size=900,
+    )
+    nx.draw_networkx_nodes(g, pos, ax=ax, node_size=900, node_color="white", edgecolors="0.3")
+    nx.draw_networkx_labels(g, pos, labels={n: n for n in g}, ax=ax, font_size=7)
+    levels = {g.nodes[nodes[0]]["level"]: pos[nodes[0]][1] for nodes in layers.values()}
+    ax.set_yticks(list(levels.values()), list(levels))
+    ax.tick_params(axis="y", left=False, labelleft=True, labelsize=8)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    signs = sorted({d["sign"] for _, _, d in edges}, reverse=True)
+    if len(signs) > 1:
+        names = {1: "excitatory (+)", -1: "inhibitory (-)"}
+        handles = [Line2D([], [], color=_EDGE_COLOURS[s], label=names[s]) for s in signs]
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False)
+    model = graph.attrs.get("model")
+    ax.set_title(f"Dependency graph of target {graph.target}" + (f" ({model})" if model else ""), fontsize=10)
+    return fig
+
+
+def plot_clustermap(
+    result_or_frame: ClusterResult | pd.DataFrame, *, cmap: str = "coolwarm", **kwargs: Any
+) -> Figure:
+    """Seaborn clustermap of bag-of-nodes vectors with both dendrograms (paper Fig. 4a).
+
+    Rows (graphs) and columns (neurons) are both ordered by Ward linkage on cosine geometry
+    (:func:`stepwise.cosine_ward_linkage`); for a :class:`stepwise.ClusterResult` the rows use its linkage.
+
+    Parameters
+    ----------
+    result_or_frame : ClusterResult or pandas.DataFrame of shape (n_graphs, n_nodes)
+        A clustering, or a bag-of-nodes frame (at least two rows, no row of zeros).
+    cmap : str, default='coolwarm'
+        Blue absent, red present (as in the paper).
+    **kwargs
+        Passed to ``seaborn.clustermap`` (for example ``figsize``).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The clustermap's figure; its heatmap rows follow the dendrogram's leaf order.
+    """
+    if isinstance(result_or_frame, ClusterResult):
+        frame, row_linkage = result_or_frame.frame, result_or_frame.linkage
+    elif isinstance(result_or_frame, pd.DataFrame):
+        frame, row_linkage = result_or_frame, cosine_ward_linkage(result_or_frame.to_numpy())
+    else:
+        raise TypeError(
+            "plot_clustermap needs a ClusterResult (from stepwise.cluster_graphs) or a bag-of-nodes DataFrame; got "
+            f"{type(result_or_frame).__name__}."
+        )
+    columns = (
+        {"col_linkage": cosine_ward_linkage(frame.to_numpy().T)}
+        if frame.shape[1] >= 2
+        else {"col_cluster": False}
+    )
+    grid = sns.clustermap(frame, row_linkage=row_linkage, cmap=cmap, **columns, **kwargs)
+    return grid.figure
