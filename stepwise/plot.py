@@ -145,7 +145,10 @@ def plot_relevance_heatmap(
         omega = omega / np.where(largest > 0, largest, 1.0)
     fig, ax = _new_axes(ax, (8.0, 0.5 * len(omega) + 1.5))
     label = "ω / max |ω| of the row" if per_row else "ω"
-    sns.heatmap(omega, ax=ax, cmap=cmap, center=0.0, yticklabels=labels, cbar_kws={"label": label})
+    limit = float(np.abs(omega).max()) or 1.0  # symmetric about ω = 0, and defined for rows of zeros
+    sns.heatmap(
+        omega, ax=ax, cmap=cmap, vmin=-limit, vmax=limit, yticklabels=labels, cbar_kws={"label": label}
+    )
     ax.set_xlabel(f"neurons of {level}" if level else "lower neurons", fontsize=9)
     ax.tick_params(axis="y", rotation=0)
     return fig

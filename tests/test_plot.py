@@ -135,6 +135,10 @@ def test_relevance_heatmap(analysis, tmp_path):
     np.testing.assert_allclose(np.asarray(ax.collections[0].get_array()).reshape(omega.shape), omega)
     assert [t.get_text() for t in ax.get_yticklabels()] == [f"input {i}" for i in range(4)]
     assert colorbar.get_ylabel() == "ω" and ax.get_xlabel() == "neurons of 3"
+    limit = np.abs(omega).max()
+    assert ax.collections[0].get_clim() == pytest.approx((-limit, limit))  # centred on ω = 0
+    zeros = plot_relevance_heatmap(np.zeros((2, 5))).axes[0]  # a saturated softmax gives rows of zeros
+    assert zeros.collections[0].get_clim() == (-1.0, 1.0)
     assert saved(fig, tmp_path / "heatmap.png").startswith(PNG)
 
 
