@@ -1,0 +1,155 @@
+"""Checks and conversions shared by the public functions of ``perturb``: one input, seeds, neuron lists."""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from stepwise.levels import model_device_dtype
+
+__all__ = ["make_generator", "neuron_list", "noisy_batches", "single_input"]
+
+_SHAPES = "(C, H, W) or (1, C, H, W), or (D,) or (1, D) for a vector input"
+
+
+def single_input(image: object, model: nn.Module, owner: str) -> Tensor:
+    """Check that ``image`` is one input and return it as a batch of one on the model's device.
+
+    Parameters
+    ----------
+    image : Tensor of shape (C, H, W), (1, C, H, W), (D,) or (1, D)
+    model : torch.nn.Module
+    owner : str
+        The public function to name in error messages.
+
+    Returns
+    -------
+    Tensor of shape (1, ...)
+        A detached copy on the model's device.
+
+    Raises
+    ------
+    TypeError
+        If ``image`` is not a floating-point tensor in the model's dtype.
+    ValueError
+        If ``image`` is a batch of several inputs, has another number of dimensions, is empty or holds NaN or
+        Inf values.
+    """
+    if not isinstance(image, Tensor):
+        raise TypeError(
+            f"The 'image' parameter of {owner} must be a torch.Tensor shaped {_SHAPES}. "
+            f"Got {type(image).__name__} instead. Convert arrays with torch.as_tensor."
+        )
+    shape = tuple(image.shape)
+    if image.dim() in (2, 4) and shape[0] != 1:
+        raise ValueError(
+            f"{owner} explains one input, but 'image' has shape {shape}: a batch of {shape[0]} inputs. "
+            f"Pass one input shaped {_SHAPES}, for example image[0]."
+        )
+    if image.dim() not in (1, 2, 3, 4):
+        raise ValueError(f"'image' must be one input shaped {_SHAPES}; got shape {shape}.")
+    if image.numel() == 0:
+        raise ValueError(f"'image' is empty (shape {shape}): pass one input shaped {_SHAPES}.")
+    if not image.is_floating_point():
+        raise TypeError(
+            f"'image' must be a floating-point tensor; got dtype {image.dtype}. Convert it, e.g. image.float()."
+        )
+    device, dtype = model_device_dtype(model)
+    if dtype is not None and image.dtype != dtype:
+        raise TypeError(
+            f"'image' is {image.dtype} but the model computes in {dtype}: convert one of them, for example "
+            f"image.to({dtype}) or model.to({image.dtype})."
+        )
+    if not torch.isfinite(image).all():
+        raise ValueError("'image' holds NaN or Inf values: remove or replace them before the analysis.")
+    batch = image if image.dim() in (2, 4) else image.unsqueeze(0)
+    return batch.detach().to(device).clone()
+
+
+def make_generator(seed: object, owner: str) -> torch.Generator:
+    """A generator seeded from ``seed``; global random state is never touched.
+
+    Parameters
+    ----------
+    seed : int, torch.Generator, numpy.random.Generator or None
+        An int seeds a new CPU generator; a ``torch.Generator`` is used as it is (and advances); a numpy
+        generator draws the seed of a new one; ``None`` seeds a new one from the operating system.
+    owner : str
+        The public function to name in error messages.
+
+    Returns
+    -------
+    torch.Generator
+    """
+    if isinstance(seed, torch.Generator):
+        return seed
+    generator = torch.Generator()
+    if seed is None:
+        generator.seed()
+    elif isinstance(seed, np.random.Generator):
+        generator.manual_seed(int(seed.integers(0, 2**63 - 1)))
+    elif isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and seed >= 0:
+        generator.manual_seed(int(seed))
+    else:
+        raise TypeError(
+            f"The 'seed' parameter of {owner} must be an int in the range [0, inf), a torch.Generator, a "
+            f"numpy.random.Generator or None. Got {seed!r} instead."
+        )
+    return generator
+
+
+def noisy_batches(
+    x: Tensor, n_samples: int, sigma: float, generator: torch.Generator, batch_size: int
+) -> Iterator[Tensor]:
+    """Yield the resamples ``x * (1 + sigma * z)``, z ~ N(0, 1) per element, in batches.
+
+    Sample ``i`` uses the ``i``-th draw ``torch.randn(x.shape[1:], generator=generator)`` in ``x``'s dtype on
+    the generator's device, whatever the batch size, so the resamples do not depend on ``batch_size``.
+
+    Parameters
+    ----------
+    x : Tensor of shape (1, ...)
+    n_samples, batch_size : int
+    sigma : float
+    generator : torch.Generator
+
+    Yields
+    ------
+    Tensor of shape (b, ...)
+        ``b = batch_size`` except perhaps in the last batch; on ``x``'s device.
+    """
+    shape = x.shape[1:]
+    for start in range(0, n_samples, batch_size):
+        size = min(batch_size, n_samples - start)
+        noise = torch.stack(
+            [
+                torch.randn(shape, generator=generator, dtype=x.dtype, device=generator.device)
+                for _ in range(size)
+            ]
+        )
+        yield x * (1 + sigma * noise.to(x.device))
+
+
+def neuron_list(neurons: object, n_neurons: int, level: str) -> list[int]:
+    """Check a neuron index or a sequence of them against a level of ``n_neurons`` neurons."""
+    if isinstance(neurons, (Tensor, np.ndarray)):
+        neurons = neurons.tolist()
+    values = [neurons] if isinstance(neurons, numbers.Integral) else neurons
+    if not isinstance(values, Iterable) or isinstance(values, (str, bytes)):
+        raise TypeError(f"neurons must be an int or a sequence of ints; got {type(neurons).__name__}.")
+    values = list(values)
+    if not values:
+        raise ValueError(f"neurons is empty: name at least one neuron of level {level!r}.")
+    for n in values:
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+            raise TypeError(f"neurons must be ints; got {n!r} ({type(n).__name__}).")
+        if not 0 <= n < n_neurons:
+            raise ValueError(
+                f"Neuron {n} is out of range for level {level!r}, which has {n_neurons} neurons "
+                f"(0 to {n_neurons - 1})."
+            )
+    return [int(n) for n in values]

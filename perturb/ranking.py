@@ -1,0 +1,637 @@
+"""Neuron rankings from noisy resamples of one input (the input-resampling paper, section 4).
+
+For one input, ``n_samples`` resamples ``image * (1 + eps)``, eps ~ N(0, sigma^2) per element, run through the
+model in one batched pass (streamed in batches) with every level captured at once by
+:func:`stepwise.levels.capture`. Only sufficient statistics are kept between batches, in float64: per level and
+position the sums of the activation, of its square and of its product with the output o, each shifted by the
+first resample's value (which keeps constant positions exactly constant and the sums well conditioned).
+
+Conventions
+-----------
+- Every variance is the population variance (divide by the count, numpy's default ``ddof=0``): across the
+  resamples for ``precision``, over a neuron's activation map for ``activation_variance`` and over its weights
+  for ``weight_variance``.
+- Larger is better for every metric. Ties keep the smaller neuron index first; a NaN score (``precision`` below
+  the threshold) ranks after every number.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from stepwise.levels import INPUT, OUTPUT, SOFTMAX, LevelInfo, analysis_mode, capture, resolve_levels
+from stepwise.validation import check_bool, check_float, check_int, check_option, unknown_name_message
+
+from ._inputs import make_generator, noisy_batches, single_input
+from ._weights import Feeding, feeding_modules, neuron_weights
+
+__all__ = ["METRICS", "OUTPUTS", "NeuronRanking", "rank_neurons", "resample"]
+
+#: The metrics every ranking holds, in table order.
+METRICS = (
+    "correlation",
+    "precision",
+    "activation_sum",
+    "activation_variance",
+    "weight_sum",
+    "weight_variance",
+)
+#: What o, the output followed across resamples, can be.
+OUTPUTS = ("probability", "logit")
+_WEIGHT_METRICS = ("weight_sum", "weight_variance")
+_OWNER = "perturb.rank_neurons"
+#: Bytes of captured activations per batch that the automatic batch size aims at.
+_BATCH_BYTES = 1 << 30
+#: Columns of a level's (batch, neurons * positions) activation processed at a time (bounds the float64 copy).
+_CHUNK = 1 << 17
+
+
+class NeuronRanking:
+    """Scores of every neuron of every level under six metrics, for one input; returned by :func:`rank_neurons`.
+
+    Attributes
+    ----------
+    levels : list of str
+        The ranked levels, bottom to top.
+    shapes : dict of str to tuple of int
+        Each level's activation shape for one input, without the batch dimension (neurons first).
+    target : int
+        The class whose output o was followed.
+    output : {'probability', 'logit'}
+        What o was: the target's softmax probability or its logit.
+    n_samples : int
+        Number of resamples.
+    sigma : float or None
+        Standard deviation of the multiplicative noise; ``None`` when the resamples were given (``samples=``).
+    seed : int, torch.Generator, numpy.random.Generator or None
+        The seed as given; ``None`` when the resamples were given.
+    threshold : float
+        The mean activation a neuron needs for a ``precision`` score.
+    batch_size : int
+        Resamples per forward pass.
+    model : torch.nn.Module
+        The model analysed (a reference, used by :func:`perturb.plot_patches`).
+    image : Tensor of shape (1, ...)
+        The clean input, as a batch of one.
+    outputs : Tensor of shape (n_samples,), float64
+        o on each resample.
+    clean_output : float
+        o on the clean input.
+    weight_modules : dict of str to str or None
+        The Conv/Linear module that produces each level's neurons, ``None`` where there is no single one.
+    """
+
+    def __init__(
+        self,
+        *,
+        levels: Sequence[str],
+        shapes: dict[str, tuple[int, ...]],
+        scores: dict[str, dict[str, Tensor]],
+        target: int,
+        output: str,
+        n_samples: int,
+        sigma: float | None,
+        seed: object,
+        threshold: float,
+        batch_size: int,
+        model: nn.Module,
+        image: Tensor,
+        outputs: Tensor,
+        clean_output: float,
+        feeding: dict[str, Feeding],
+    ) -> None:
+        self.levels = list(levels)
+        self.shapes = dict(shapes)
+        self.target = target
+        self.output = output
+        self.n_samples = n_samples
+        self.sigma = sigma
+        self.seed = seed
+        self.threshold = threshold
+        self.batch_size = batch_size
+        self.model = model
+        self.image = image
+        self.outputs = outputs
+        self.clean_output = clean_output
+        self.weight_modules = {name: feeding[name].module for name in self.levels}
+        self._scores = scores
+        self._feeding = feeding
+
+    def __repr__(self) -> str:
+        neurons = sum(len(self._scores["correlation"][name]) for name in self.levels)
+        return (
+            f"NeuronRanking(model={type(self.model).__name__}, target={self.target}, output={self.output!r}, "
+            f"levels={len(self.levels)}, neurons={neurons}, n_samples={self.n_samples})"
+        )
+
+    def _check_metric(self, metric: object, owner: str) -> str:
+        return check_option(metric, "metric", owner, METRICS)
+
+    def _check_level(self, level: object) -> str:
+        if not isinstance(level, str) or level not in self.levels:
+            raise ValueError(
+                unknown_name_message(
+                    "level", str(level), "this ranking", self.levels, f"Ranked levels: {self.levels}."
+                )
+            )
+        return level
+
+    def _check_defined(self, metric: str, level: str) -> None:
+        if metric in _WEIGHT_METRICS and self._feeding[level].module is None:
+            raise ValueError(
+                f"{metric!r} is undefined for level {level!r}: {self._feeding[level].reason}. Use an activation "
+                "metric there, or rank levels that directly follow one Conv/Linear layer (for example the ReLU "
+                "after it)."
+            )
+
+    def scores(self, metric: str, level: str) -> Tensor:
+        """The scores of every neuron of one level under one metric.
+
+        Parameters
+        ----------
+        metric : {'correlation', 'precision', 'activation_sum', 'activation_variance', 'weight_sum', \
+'weight_variance'}
+        level : str
+            One of :attr:`levels`.
+
+        Returns
+        -------
+        Tensor of shape (n_neurons,), float64
+            A copy; larger is better. ``precision`` is NaN for neurons below the threshold and +inf for a
+            neuron above it whose activation does not vary across resamples.
+
+        Raises
+        ------
+        ValueError
+            For an unknown metric or level, or a weight metric on a level that no single Conv/Linear module
+            produces.
+        """
+        metric = self._check_metric(metric, "NeuronRanking.scores")
+        level = self._check_level(level)
+        self._check_defined(metric, level)
+        return self._scores[metric][level].clone()
+
+    def top(self, metric: str, k: int = 5) -> dict[str, list[int]]:
+        """The best ``k`` neurons of every level under one metric.
+
+        Parameters
+        ----------
+        metric : str
+            One of :data:`METRICS`.
+        k : int, default=5
+            Neurons per level.
+
+        Returns
+        -------
+        dict of str to list of int
+            For each level, bottom to top, up to ``k`` neuron indices, best first (ties: smaller index first).
+            Neurons with a NaN score (``precision`` below the threshold) are left out, so a level may list
+            fewer than ``k``.
+
+        Raises
+        ------
+        ValueError
+            For an unknown metric, ``k < 1``, or a weight metric when a level has no single Conv/Linear module.
+        """
+        metric = self._check_metric(metric, "NeuronRanking.top")
+        k = check_int(k, "k", "NeuronRanking.top", low=1)
+        for level in self.levels:
+            self._check_defined(metric, level)
+        chosen: dict[str, list[int]] = {}
+        for level in self.levels:
+            values = self._scores[metric][level].numpy()
+            order = _order(values)
+            chosen[level] = [int(i) for i in order[~np.isnan(values[order])][:k]]
+        return chosen
+
+    def table(self) -> pd.DataFrame:
+        """Every neuron's scores and ranks, one row per neuron.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``level``, ``neuron``, one float column per metric of :data:`METRICS`, then
+            ``{metric}_rank`` for each (nullable Int64, 1 = best within the level; NaN scores rank last). A
+            weight metric on a level without a single Conv/Linear module has NaN scores and missing ranks.
+        """
+        parts = []
+        for level in self.levels:
+            n = len(self._scores["correlation"][level])
+            part: dict[str, object] = {"level": [level] * n, "neuron": np.arange(n)}
+            ranks = {}
+            for metric in METRICS:
+                values = self._scores[metric][level].numpy()
+                part[metric] = values
+                rank = pd.array([pd.NA] * n, dtype="Int64")
+                if not (metric in _WEIGHT_METRICS and self._feeding[level].module is None):
+                    rank = pd.array(np.argsort(_order(values)) + 1, dtype="Int64")
+                ranks[f"{metric}_rank"] = rank
+            parts.append(pd.DataFrame({**part, **ranks}))
+        return pd.concat(parts, ignore_index=True)
+
+
+def _order(values: np.ndarray) -> np.ndarray:
+    """Indices best first: larger values first, NaN last, ties by smaller index."""
+    nan = np.isnan(values)
+    return np.lexsort((np.arange(len(values)), -np.where(nan, 0.0, values), nan))
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Sufficient statistics
+# ------------------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class _Sums:
+    """Shifted float64 sums over resamples for one level, flattened to K = n_neurons * positions columns."""
+
+    shift: Tensor  # (K,) the first resample's activation
+    s1: Tensor  # (K,) sum of d, d = activation - shift
+    s2: Tensor  # (K,) sum of d^2
+    sxo: Tensor  # (K,) sum of d * (o - o_shift)
+
+    @classmethod
+    def start(cls, first: Tensor) -> _Sums:
+        shift = first.to(torch.float64)
+        return cls(shift, torch.zeros_like(shift), torch.zeros_like(shift), torch.zeros_like(shift))
+
+    def add(self, acts: Tensor, weights: Tensor) -> None:
+        """Add a batch: ``acts`` (b, K) in the model's dtype, ``weights`` (2, b) = [ones; o - o_shift]."""
+        for start in range(0, acts.shape[1], _CHUNK):
+            cols = slice(start, start + _CHUNK)
+            d = acts[:, cols] - self.shift[cols]
+            both = weights @ d
+            self.s1[cols] += both[0]
+            self.sxo[cols] += both[1]
+            self.s2[cols] += d.square_().sum(0)
+
+
+def _flat(activation: Tensor, info: LevelInfo) -> Tensor:
+    """(b, n_neurons * positions) with the neuron dimension first after the batch."""
+    return activation.movedim(info.channel_dim, 1).reshape(activation.shape[0], -1)
+
+
+def _target_output(logits: Tensor, target: int, output: str) -> Tensor:
+    """o per input, float64: the target's softmax probability or logit."""
+    logits = logits.to(torch.float64)
+    if output == "probability":
+        return torch.softmax(logits, dim=1)[:, target]
+    return logits[:, target]
+
+
+def _finish(
+    sums: _Sums, n: int, o1: float, o2: float, n_neurons: int, threshold: float
+) -> tuple[Tensor, Tensor]:
+    """``correlation`` and ``precision`` of one level from its sums (o1, o2: shifted sums of o and o^2)."""
+    mean_d = sums.s1 / n
+    var = ((sums.s2 - sums.s1 * mean_d) / n).clamp_(min=0).reshape(n_neurons, -1)
+    mean_o = o1 / n
+    var_o = max((o2 - o1 * mean_o) / n, 0.0)
+    cov = (sums.sxo / n - mean_d * mean_o).reshape(n_neurons, -1)
+    varying = var > 0
+    if var_o > 0:
+        r = (cov.abs() / torch.sqrt(var * var_o)).clamp_(max=1.0)
+        r = torch.where(varying, r, torch.zeros_like(r))
+    else:
+        r = torch.zeros_like(var)
+    counted = varying.sum(1)
+    correlation = torch.where(counted > 0, r.sum(1) / counted.clamp(min=1), torch.zeros_like(r[:, 0]))
+    mean_activation = (sums.shift + mean_d).reshape(n_neurons, -1).mean(1)
+    precision = torch.where(
+        mean_activation >= threshold, 1.0 / var.mean(1), torch.full_like(correlation, math.nan)
+    )
+    return correlation, precision
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The public functions
+# ------------------------------------------------------------------------------------------------------------
+
+
+def resample(image: Tensor, *, n_samples: int = 50, sigma: float = 0.1, seed: object = 0) -> Tensor:
+    """The noisy resamples of one input that :func:`rank_neurons` draws.
+
+    Resample ``i`` is ``image * (1 + sigma * z_i)`` with ``z_i = torch.randn(image.shape, generator=g)`` (in
+    the image's dtype), the ``i``-th draw of a generator ``g`` seeded with ``seed``.
+
+    Parameters
+    ----------
+    image : Tensor of shape (C, H, W), (1, C, H, W), (D,) or (1, D)
+        One input.
+    n_samples : int, default=50
+        Number of resamples, at least 2.
+    sigma : float, default=0.1
+        Standard deviation of the noise, at least 0.
+    seed : int, torch.Generator, numpy.random.Generator or None, default=0
+        Source of the noise; global random state is never touched.
+
+    Returns
+    -------
+    Tensor of shape (n_samples, ...)
+        The resamples, without the image's batch dimension of one if it had one, on the image's device.
+
+    Examples
+    --------
+    >>> import torch, perturb
+    >>> perturb.resample(torch.ones(3, 4, 4), n_samples=8, sigma=0.1, seed=0).shape
+    torch.Size([8, 3, 4, 4])
+    """
+    n_samples = check_int(n_samples, "n_samples", "perturb.resample", low=2)
+    sigma = check_float(sigma, "sigma", "perturb.resample", low=0.0)
+    generator = make_generator(seed, "perturb.resample")
+    x = single_input(image, nn.Identity(), "perturb.resample")
+    x = x.to(image.device)
+    return torch.cat(list(noisy_batches(x, n_samples, sigma, generator, n_samples)))
+
+
+def _resolve(model: nn.Module, x: Tensor, levels: object) -> tuple[list[LevelInfo], LevelInfo]:
+    """The ranked levels and the model output level (for o), from one checked forward pass."""
+    if levels is None:
+        resolved = ranked = resolve_levels(model, x, None)
+        if resolved[-1].name not in (SOFTMAX, OUTPUT):  # the top default level is the model output itself
+            resolved = resolve_levels(model, x, [info.name for info in ranked] + [OUTPUT])
+    else:
+        if isinstance(levels, str) or not isinstance(levels, Sequence):
+            raise TypeError(
+                f"levels must be a list of level names, bottom to top, or None; got {type(levels).__name__}. "
+                "See stepwise.list_levels(model, example_input)."
+            )
+        names = list(levels)
+        if not names:
+            raise ValueError("levels is empty: name at least one level, or pass None for the default levels.")
+        padded = names if names[-1] in (SOFTMAX, OUTPUT) else names + [OUTPUT]
+        if len(padded) == 1:
+            padded = [INPUT] + padded
+        resolved = resolve_levels(model, x, padded)
+        ranked = [info for info in resolved if info.name in names]
+    top = resolved[-1]
+    if top.name not in (SOFTMAX, OUTPUT):
+        raise ValueError(
+            f"rank_neurons follows the model output across resamples, but {type(model).__name__} returns no "
+            "tensor output. Wrap the model so that it returns class scores of shape (N, C)."
+        )
+    return ranked, dataclasses.replace(top, name=OUTPUT)
+
+
+def _auto_batch_size(levels: Sequence[LevelInfo], x: Tensor, n_samples: int) -> int:
+    per_input = 3 * x.element_size() * (sum(math.prod(info.shape) for info in levels) + x[0].numel())
+    return max(1, min(n_samples, _BATCH_BYTES // max(per_input, 1)))
+
+
+def rank_neurons(
+    model: nn.Module,
+    image: Tensor,
+    levels: Sequence[str] | None = None,
+    *,
+    target: int,
+    n_samples: int = 50,
+    sigma: float = 0.1,
+    threshold: float = 0.1,
+    output: str = "probability",
+    seed: object = 0,
+    samples: Tensor | None = None,
+    batch_size: int | None = None,
+    progress: bool = False,
+) -> NeuronRanking:
+    """Rank the neurons of every level by how they behave around one input.
+
+    Draws ``n_samples`` resamples ``image * (1 + eps)``, eps ~ N(0, sigma^2) independently per element (see
+    :func:`resample`), runs them through the model in one batched pass per batch with every level captured at
+    once, and scores each neuron (channel or unit) of each level under six metrics:
+
+    - ``correlation``: the mean over the neuron's spatial positions of \\|Pearson r\\| between its activation
+      at that position and o across the resamples. Positions whose activation does not vary are left out; a
+      neuron with no varying position scores 0 (as does every neuron when o itself does not vary, with a
+      warning).
+    - ``precision``: 1 / (mean over positions of the variance across resamples), for neurons whose mean
+      activation over resamples and positions is at least ``threshold``; others score NaN and rank last.
+    - ``activation_sum``, ``activation_variance``: the sum and the variance of the neuron's activation map on
+      the clean input (APPLE's baselines; a unit's variance is 0).
+    - ``weight_sum``, ``weight_variance``: the sum and the variance of the weights that produce the neuron,
+      in the Conv/Linear module whose output feeds the level (bias excluded).
+
+    Every variance is the population variance (divides by the count). o is the target's softmax probability
+    (``output="probability"``) or its logit (``"logit"``), computed in float64 from the model output.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A classifier returning scores of shape (N, C). Analysed in eval mode with frozen parameters; both are
+        restored afterwards.
+    image : Tensor of shape (C, H, W), (1, C, H, W), (D,) or (1, D)
+        One input.
+    levels : list of str, optional
+        Level names bottom to top (module names, ``"input"``, ``"softmax"``, ``"output"``); ``None`` means
+        :func:`stepwise.default_levels`. One level is enough.
+    target : int
+        The class whose output is followed, in ``[0, C)``.
+    n_samples : int, default=50
+        Number of resamples, at least 2.
+    sigma : float, default=0.1
+        Standard deviation of the multiplicative noise, at least 0.
+    threshold : float, default=0.1
+        Mean activation a neuron needs for a ``precision`` score, at least 0.
+    output : {'probability', 'logit'}, default='probability'
+        What o is.
+    seed : int, torch.Generator, numpy.random.Generator or None, default=0
+        Source of the noise; the same seed gives bit-identical scores on the same machine and batch size.
+    samples : Tensor of shape (n, ...), optional
+        Your own resamples, n >= 2, each shaped like one input; ``n_samples``, ``sigma`` and ``seed`` are then
+        unused.
+    batch_size : int, optional
+        Resamples per forward pass; by default as many as fit about 1 GiB of captured activations. Scores do
+        not depend on it beyond floating-point rounding.
+    progress : bool, default=False
+        Show a progress bar over the resamples.
+
+    Returns
+    -------
+    NeuronRanking
+
+    Raises
+    ------
+    ValueError
+        Before any resample runs: ``sigma < 0``, ``n_samples < 2``, ``threshold < 0``, an unknown ``output``,
+        ``image`` holding a batch of several inputs, ``samples`` not shaped ``(n, *input shape)`` with n >= 2,
+        unknown or misordered levels, a model output that is not (N, C) scores, ``target`` out of range.
+    TypeError
+        For parameters of the wrong type, or an ``image`` or ``samples`` dtype that differs from the model's.
+
+    Examples
+    --------
+    >>> import torch, perturb
+    >>> g = torch.Generator().manual_seed(0)
+    >>> net = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3)).eval()
+    >>> ranking = perturb.rank_neurons(net, torch.rand(6, generator=g), target=1, n_samples=20)
+    >>> ranking.levels
+    ['1', 'softmax']
+    >>> ranking.scores("correlation", "1").shape
+    torch.Size([16])
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(
+            f"The 'model' parameter of {_OWNER} must be a torch.nn.Module. Got {type(model).__name__}."
+        )
+    if samples is None:
+        n_samples = check_int(n_samples, "n_samples", _OWNER, low=2)
+        sigma = check_float(sigma, "sigma", _OWNER, low=0.0)
+    threshold = check_float(threshold, "threshold", _OWNER, low=0.0)
+    output = check_option(output, "output", _OWNER, OUTPUTS)
+    target = check_int(target, "target", _OWNER, low=0)
+    if batch_size is not None:
+        batch_size = check_int(batch_size, "batch_size", _OWNER, low=1)
+    progress = check_bool(progress, "progress", _OWNER)
+    x = single_input(image, model, _OWNER)
+    source: Tensor | torch.Generator
+    if samples is None:
+        source = make_generator(seed, _OWNER)
+    else:
+        source = _check_samples(samples, x)
+        n_samples = len(source)
+
+    with analysis_mode(model, owner=_OWNER):
+        ranked, top = _resolve(model, x, levels)
+        if len(top.shape) != 1:
+            raise ValueError(
+                f"rank_neurons needs class scores of shape (N, C) from the model; its output has shape "
+                f"(N, {', '.join(map(str, top.shape))}). Wrap the model so that it returns (N, C) scores."
+            )
+        n_classes = top.shape[0]
+        check_int(target, "target", _OWNER, low=0, high=n_classes - 1)
+        if output == "probability" and n_classes < 2:
+            raise ValueError(
+                "output='probability' needs at least two classes, but the model returns one score per input "
+                "(its softmax is always 1). Pass output='logit'."
+            )
+        if batch_size is None:
+            batch_size = _auto_batch_size(ranked, x, n_samples)
+        feeding = feeding_modules(model, x, ranked)
+        batches = _batches(x, source, n_samples, sigma, batch_size)
+        with tqdm(total=n_samples, disable=not progress, desc=_OWNER, unit="resample") as bar:
+            scores, outputs = _resample_scores(model, batches, ranked, top, target, output, threshold, bar)
+        clean = capture(model, x, ranked + [top])
+    for info in ranked:
+        for metric, values in _baseline_scores(model, clean[info.name], info, feeding[info.name]).items():
+            scores[metric][info.name] = values
+    return NeuronRanking(
+        levels=[info.name for info in ranked],
+        shapes={info.name: info.shape for info in ranked},
+        scores=scores,
+        target=target,
+        output=output,
+        n_samples=n_samples,
+        sigma=None if samples is not None else sigma,
+        seed=None if samples is not None else seed,
+        threshold=threshold,
+        batch_size=batch_size,
+        model=model,
+        image=x,
+        outputs=outputs,
+        clean_output=float(_target_output(clean[OUTPUT], target, output)[0]),
+        feeding=feeding,
+    )
+
+
+def _check_samples(samples: object, x: Tensor) -> Tensor:
+    """Check user resamples against the clean input ``x`` of shape (1, ...)."""
+    expected = x.shape[1:]
+    if not isinstance(samples, Tensor):
+        raise TypeError(
+            f"The 'samples' parameter of {_OWNER} must be a torch.Tensor of shape (n, {_dims(expected)}) or None. "
+            f"Got {type(samples).__name__} instead."
+        )
+    if samples.dim() != len(expected) + 1 or samples.shape[1:] != expected or len(samples) < 2:
+        raise ValueError(
+            f"'samples' has shape {tuple(samples.shape)}, but resamples of an input of shape {tuple(expected)} "
+            f"must be stacked as (n, {_dims(expected)}) with n >= 2. Stack at least two resamples, each shaped "
+            "like the image."
+        )
+    if samples.dtype != x.dtype:
+        raise TypeError(
+            f"'samples' is {samples.dtype} but the image and the model are {x.dtype}: convert it."
+        )
+    if not torch.isfinite(samples).all():
+        raise ValueError("'samples' holds NaN or Inf values: remove or replace them before the analysis.")
+    return samples.detach()
+
+
+def _batches(
+    x: Tensor, source: Tensor | torch.Generator, n_samples: int, sigma: float, batch_size: int
+) -> Iterator[Tensor]:
+    """The resamples in batches on ``x``'s device: given ones (a tensor), or drawn from a generator."""
+    if isinstance(source, Tensor):
+        for start in range(0, n_samples, batch_size):
+            yield source[start : start + batch_size].to(x.device)
+    else:
+        yield from noisy_batches(x, n_samples, sigma, source, batch_size)
+
+
+def _dims(shape: Sequence[int]) -> str:
+    return ", ".join(str(d) for d in shape)
+
+
+def _resample_scores(
+    model: nn.Module,
+    batches: Iterable[Tensor],
+    ranked: list[LevelInfo],
+    top: LevelInfo,
+    target: int,
+    output: str,
+    threshold: float,
+    bar: tqdm,
+) -> tuple[dict[str, dict[str, Tensor]], Tensor]:
+    """``correlation`` and ``precision`` of every level from one streamed pass; also o per resample."""
+    sums: dict[str, _Sums] = {}
+    outputs: list[Tensor] = []
+    o_shift = 0.0
+    for batch in batches:
+        acts = capture(model, batch, ranked + [top])
+        o = _target_output(acts[OUTPUT], target, output)
+        if not outputs:
+            o_shift = float(o[0])
+            sums = {info.name: _Sums.start(_flat(acts[info.name][:1], info)[0]) for info in ranked}
+        outputs.append(o)
+        weights = torch.stack([torch.ones_like(o), o - o_shift])
+        for info in ranked:
+            sums[info.name].add(_flat(acts[info.name], info), weights)
+        del acts
+        bar.update(len(batch))
+    o_all = torch.cat(outputs)
+    n = len(o_all)
+    o1, o2 = float((o_all - o_shift).sum()), float(((o_all - o_shift) ** 2).sum())
+    if not o2 > 0:
+        warnings.warn(
+            f"{_OWNER}: the output o ({output} of class {target}) is the same on every resample, so no "
+            "activation correlates with it and every 'correlation' is 0. Increase sigma, or pass "
+            "output='logit' when the probability saturates.",
+            UserWarning,
+            stacklevel=3,
+        )
+    scores: dict[str, dict[str, Tensor]] = {metric: {} for metric in METRICS}
+    for info in ranked:
+        correlation, precision = _finish(sums[info.name], n, o1, o2, info.n_neurons, threshold)
+        scores["correlation"][info.name] = correlation.cpu()
+        scores["precision"][info.name] = precision.cpu()
+    return scores, o_all.cpu()
+
+
+def _baseline_scores(model: nn.Module, clean: Tensor, info: LevelInfo, feeding: Feeding) -> dict[str, Tensor]:
+    """APPLE's baselines for one level: activation sum and variance on the clean input, weight sum and variance."""
+    z = _flat(clean, info).reshape(info.n_neurons, -1).to(torch.float64)
+    scores = {"activation_sum": z.sum(1).cpu(), "activation_variance": z.var(1, correction=0).cpu()}
+    if feeding.module is None:
+        nan = torch.full((info.n_neurons,), math.nan, dtype=torch.float64)
+        scores.update(weight_sum=nan, weight_variance=nan.clone())
+    else:
+        rows = neuron_weights(model.get_submodule(feeding.module)).to(torch.float64)
+        scores.update(weight_sum=rows.sum(1).cpu(), weight_variance=rows.var(1, correction=0).cpu())
+    return scores
