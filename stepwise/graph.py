@@ -20,6 +20,7 @@ tabulates them for every node:
 from __future__ import annotations
 
 import copy
+import math
 import numbers
 from collections.abc import Sequence
 from os import PathLike
@@ -191,10 +192,10 @@ def _checked(graph: nx.DiGraph) -> nx.DiGraph:
     for (u, v), data in edges:
         for name, kind in _EDGE_ATTRS.items():
             value = _coerce(data[name], kind)
-            if value is None:
+            if value is None or (kind is float and not math.isfinite(value)):
                 raise ValueError(
                     f"Edge {u!r} -> {v!r} has {name}={data[name]!r} ({type(data[name]).__name__}); {name} must be "
-                    f"{'an' if kind is int else 'a'} {kind.__name__}."
+                    f"{'an int' if kind is int else 'a finite float'}."
                 )
             data[name] = value
         if data["sign"] not in (1, -1):

@@ -8,7 +8,8 @@ GraphML, GEXF, JSON and DOT. Values a format cannot store natively (lists such a
 and ``target``, ``None``, dicts) are written as text that starts with the marker ``"stepwise-json:"`` followed by
 their JSON, and decoded back when read; a text value that itself starts with the marker is encoded the same way.
 GEXF has no graph attributes, so they are kept, marked the same way, as JSON in the file's
-``<meta><description>``. DOT has no types: numbers are written as numerals and read back as ``int`` or ``float``,
+``<meta><description>``; and as GEXF declares one type per node (or edge) attribute, an attribute whose values
+mix types across nodes (or edges) is JSON-encoded on every one. DOT has no types: numbers are written as numerals and read back as ``int`` or ``float``,
 and a text value that reads like a number is JSON-encoded (except the node attribute ``level``, always text).
 
 **Atomic.** A writer writes a temporary file in the destination folder, flushes it to disk and renames it over
@@ -131,12 +132,25 @@ def _json_text(value: object, where: str) -> str:
         ) from error
 
 
-def _encoded(g: nx.DiGraph, native: tuple[type, ...]) -> nx.DiGraph:
-    """A copy of ``g`` whose values of other types than ``native`` (and marked text) are JSON text."""
+def _encoded(g: nx.DiGraph, native: tuple[type, ...], *, one_type_per_name: bool = False) -> nx.DiGraph:
+    """A copy of ``g`` whose values of other types than ``native`` (and marked text) are JSON text.
+
+    With ``one_type_per_name`` (GEXF declares one type per node or edge attribute), every value of an attribute
+    whose values would be stored with different types on different nodes (or edges) is JSON text too.
+    """
     g = g.copy()
+
+    def plain(value: object) -> bool:
+        return isinstance(value, native) and not (isinstance(value, str) and value.startswith(MARKER))
+
+    stored: dict[tuple[str, str], set[type]] = {}
+    for kind, _, data in _attribute_dicts(g):
+        for name, value in data.items():
+            stored.setdefault((kind, name), set()).add(type(value) if plain(value) else str)
+    mixed = {key for key, types in stored.items() if one_type_per_name and len(types) > 1}
     for kind, item, data in _attribute_dicts(g):
         for name, value in data.items():
-            if not isinstance(value, native) or (isinstance(value, str) and value.startswith(MARKER)):
+            if (kind, name) in mixed or not plain(value):
                 where = f"attribute {name!r} of " + ("the graph" if item is None else f"{kind} {item!r}")
                 data[name] = _json_text(value, where)
     return g
@@ -156,13 +170,15 @@ def _decoded(g: nx.DiGraph) -> nx.DiGraph:
 
 
 def _fsync_folder(folder: Path) -> None:
+    """Flush the rename to disk where the system allows it; the file is in place whatever happens here."""
     if os.name != "posix":  # a folder cannot be opened for fsync elsewhere
         return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _atomic_write(path: Path, dump: Callable[[BinaryIO], None]) -> None:
@@ -321,7 +337,7 @@ def write_gexf(graph: DependencyGraph, path: str | PathLike) -> None:
     g = _check_graph(graph, "write_gexf").to_networkx()
     _check_reserved(g, "GEXF", path)
     attrs = _json_text(g.graph, "the graph attributes")
-    g = _encoded(g, (str, bool, int, float))
+    g = _encoded(g, (str, bool, int, float), one_type_per_name=True)
     g.graph.clear()  # GEXF has no graph attributes; a few names would change the writer's output
 
     def dump(stream: BinaryIO) -> None:

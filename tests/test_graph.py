@@ -127,7 +127,11 @@ def test_missing_edge_attributes_are_named():
         (lambda g: g.nodes["fc1:5"].update(depth=1), r"depth 1, but level 'fc1' lies at depth 2"),
         (lambda g: g.nodes["fc1:5"].update(level="fc9"), r"level 'fc9', which is not in the graph's levels"),
         (lambda g: g.edges["fc2:1", "fc1:5"].update(count=4.0), r"count=4.0 \(float\); count must be an int"),
-        (lambda g: g.edges["fc2:1", "fc1:5"].update(frequency="x"), r"frequency must be a float"),
+        (lambda g: g.edges["fc2:1", "fc1:5"].update(frequency="x"), r"frequency must be a finite float"),
+        (
+            lambda g: g.edges["fc2:1", "fc1:5"].update(relevance=float("nan")),
+            r"relevance=nan .* a finite float",
+        ),
         (lambda g: g.edges["fc2:1", "fc1:5"].update(sign=0), r"sign=0; sign must be \+1 or -1"),
         (
             lambda g: g.add_edge("input:4", "fc1:5", count=1, frequency=0.1, relevance=0.1, sign=1),

@@ -18,7 +18,9 @@ from torch import nn
 import stepwise
 from stepwise import DependencyGraph, read_graph, readwrite, write_graph
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:pydot")  # pydot's use of old pyparsing names
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::DeprecationWarning:pydot"
+)  # pydot's use of old pyparsing names
 FORMATS = [".graphml", ".gexf", ".json", ".dot"]
 N_CLASSES = 5
 
@@ -135,6 +137,10 @@ def awkward(graph: DependencyGraph) -> DependencyGraph:
     g.nodes[node].update(text="8", flag=False, values=[3, 4])
     u, v = next(iter(g.edges))
     g.edges[u, v].update(note="-3.5", ratio=2 / 3)
+    for (node, data), score in zip(g.nodes(data=True), [1, 0.5, "high", True, None, [1], 2]):
+        data["score"] = score  # one attribute, values of several types
+    for (_, _, data), score in zip(g.edges(data=True), [7, 0.25, "x"]):
+        data["score"] = score
     return DependencyGraph(g)
 
 
