@@ -356,9 +356,8 @@ class DependencyGraph:
             }
         columns = ["level", "index", "depth", "interconnectedness", "frequency", "relevance"]
         table = pd.DataFrame.from_dict(rows, orient="index", columns=columns)
-        table = table.astype(
-            {"level": str, "index": "int64", "depth": "int64", "interconnectedness": "int64"}
-        )
+        integers = {"index": "int64", "depth": "int64", "interconnectedness": "int64"}
+        table = table.astype({"level": str, **integers, "frequency": "float64", "relevance": "float64"})
         table.index.name = "node"
         return table.sort_values(["depth", "index"], kind="stable")
 

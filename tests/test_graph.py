@@ -199,6 +199,18 @@ def test_node_metrics_by_hand(graph):
     assert table["interconnectedness"].dtype == np.int64 and table["index"].dtype == np.int64
 
 
+def test_metrics_of_a_graph_without_edges():
+    g = nx.DiGraph(levels=LEVELS, target=3)
+    g.add_node("softmax:3", level="softmax", index=3, depth=0)
+    table = DependencyGraph(g).node_metrics()
+    row = table.loc["softmax:3"].to_dict()
+    assert np.isnan(row.pop("relevance"))
+    assert row == {"level": "softmax", "index": 3, "depth": 0, "interconnectedness": 0, "frequency": 1.0}
+    assert DependencyGraph(g).top_neurons("relevance").empty
+    empty = DependencyGraph(nx.DiGraph(levels=LEVELS, target=3)).node_metrics()
+    assert empty.empty and empty["frequency"].dtype == np.float64 and empty["index"].dtype == np.int64
+
+
 def test_top_neurons_by_each_metric(graph):
     assert list(graph.top_neurons("frequency").index) == ["fc2:1", "fc1:0", "fc1:5", "fc2:2", "input:4"]
     # |relevance|: 0.5, 0.3, 0.2 (fc1:5, inhibitory), 0.05, 0.01
