@@ -9,8 +9,9 @@ and ``target``, ``None``, dicts) are written as text that starts with the marker
 their JSON, and decoded back when read; a text value that itself starts with the marker is encoded the same way.
 GEXF has no graph attributes, so they are kept, marked the same way, as JSON in the file's
 ``<meta><description>``; and as GEXF declares one type per node (or edge) attribute, an attribute whose values
-mix types across nodes (or edges) is JSON-encoded on every one. DOT has no types: numbers are written as numerals and read back as ``int`` or ``float``,
-and a text value that reads like a number is JSON-encoded (except the node attribute ``level``, always text).
+mix types across nodes (or edges) is JSON-encoded on every one. DOT has no types: numbers are written as
+numerals and read back as ``int`` or ``float``, and a text value that reads like a number is JSON-encoded
+(except the node attribute ``level``, always text).
 
 **Atomic.** A writer writes a temporary file in the destination folder, flushes it to disk and renames it over
 the destination: a failed write leaves any previous file untouched and no temporary file behind.
