@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["vgg16_shaped"]
+__all__ = ["resnet18_shaped", "vgg16_shaped"]
 
 #: VGG16's convolution widths ("configuration D"); "M" is a 2x2 max-pool.
 VGG16_CONFIG: tuple[int | str, ...] = (
@@ -95,3 +95,87 @@ class _VGG(nn.Module):
         x = self.avgpool(x)
         x = torch.flatten(x, 1)
         return self.classifier(x)
+
+
+class _BasicBlock(nn.Module):
+    """torchvision's ResNet BasicBlock: conv-BN-ReLU-conv-BN, plus the (downsampled) input, then ReLU."""
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample: nn.Module | None = None
+        if stride != 1 or inplanes != planes:
+            self.downsample = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out += identity
+        return self.relu(out)
+
+
+class _ResNet(nn.Module):
+    """torchvision's ResNet layout: ``conv1``, ``bn1``, ``relu``, ``maxpool``, ``layer1``..``layer4``, ``fc``."""
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        widths, inplanes = (64, 128, 256, 512), 64
+        for index, planes in enumerate(widths, start=1):
+            stride = 1 if index == 1 else 2
+            setattr(self, f"layer{index}", nn.Sequential(_BasicBlock(inplanes, planes, stride), _BasicBlock(planes, planes)))
+            inplanes = planes
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(512, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def resnet18_shaped(num_classes: int = 1000, *, seed: int = 0) -> nn.Module:
+    """A ResNet-18-shaped network with random He-initialised weights and non-trivial BatchNorm statistics.
+
+    The stem (7x7 convolution, BatchNorm, ReLU, 3x3 max-pool), four stages of two BasicBlocks (64, 128, 256 and
+    512 channels; skip connections, a 1x1 downsampling convolution where the shape changes), global average
+    pooling and ``Linear(512, num_classes)``, under torchvision's attribute names (``maxpool``, ``layer1.0``, ...,
+    ``layer4.1``, ``fc``). BatchNorm running means, variances, scales and shifts are drawn at random, as a trained
+    network has them, so that no BatchNorm layer is the identity.
+
+    Parameters
+    ----------
+    num_classes : int, default=1000
+    seed : int, default=0
+        Seed of the private generator that draws the weights and statistics.
+
+    Returns
+    -------
+    torch.nn.Module
+        In eval mode, float32, on the CPU; inputs (N, 3, H, W) with H, W >= 32, logits (N, num_classes).
+
+    Examples
+    --------
+    >>> resnet18_shaped(num_classes=10)(torch.zeros(1, 3, 32, 32)).shape
+    torch.Size([1, 10])
+    """
+    model = _ResNet(num_classes)
+    _kaiming_init(model, seed)
+    generator = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                n = module.num_features
+                module.running_mean.copy_(0.1 * torch.randn(n, generator=generator))
+                module.running_var.copy_(0.5 + torch.rand(n, generator=generator))
+                module.weight.copy_(0.5 + 0.5 * torch.rand(n, generator=generator))
+                module.bias.copy_(0.1 * torch.randn(n, generator=generator))
+    return model.eval()

@@ -16,16 +16,17 @@ SIGNS = ("positive", "negative", "both")
 
 
 def _percentile(sorted_rows: Tensor, q: float) -> Tensor:
-    """numpy's linear percentile of rows already sorted along the last dimension (float64)."""
+    """numpy's linear percentile, in float64, of rows already sorted along the last dimension."""
     n = sorted_rows.shape[-1]
     virtual = n * q + (1.0 + q * (1.0 - 1.0 - 1.0)) - 1.0  # numpy's _compute_virtual_index, alpha = beta = 1
     if virtual >= n - 1:
-        return sorted_rows[..., -1]
+        return sorted_rows[..., -1].to(torch.float64)
     if virtual < 0:
-        return sorted_rows[..., 0]
+        return sorted_rows[..., 0].to(torch.float64)
     previous = int(np.floor(virtual))
     gamma = virtual - previous
-    a, b = sorted_rows[..., previous], sorted_rows[..., previous + 1]
+    a = sorted_rows[..., previous].to(torch.float64)
+    b = sorted_rows[..., previous + 1].to(torch.float64)
     diff = b - a
     return b - diff * (1.0 - gamma) if gamma >= 0.5 else a + diff * gamma  # numpy's _lerp
 
@@ -41,7 +42,7 @@ def quartiles(omega: Tensor) -> tuple[Tensor, Tensor]:
     -------
     q1, q3 : Tensor of shape (...), float64
     """
-    rows = torch.sort(omega.to(torch.float64), dim=-1).values
+    rows = torch.sort(omega, dim=-1).values  # casting to float64 is monotone and exact: sort first
     return _percentile(rows, 0.25), _percentile(rows, 0.75)
 
 

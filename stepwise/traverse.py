@@ -38,7 +38,8 @@ from .validation import check_bool, check_float, check_int, check_option
 __all__ = ["StepwiseSensitivity"]
 
 _OWNER = "StepwiseSensitivity"
-_OUTLIER_WORDS = {"positive": "a positive", "negative": "a negative", "both": "an"}
+_OUTLIER_WORDS = {"positive": "a positive Tukey outlier", "negative": "a negative Tukey outlier",
+                  "both": "a Tukey outlier of either sign"}  # fmt: skip
 #: Bytes of activations per batch that the automatic batch size aims at.
 _BATCH_BYTES = 1 << 30
 
@@ -480,7 +481,7 @@ class StepwiseSensitivity:
             add_nodes(position - 1, explicit)
             if not found:
                 reason = (
-                    f"no neuron of {lower.name!r} is {_OUTLIER_WORDS[self.sign]} Tukey outlier of ω (fence "
+                    f"no neuron of {lower.name!r} is {_OUTLIER_WORDS[self.sign]} of ω (fence "
                     f"{self.fence}) for any of the {len(current)} neuron(s) of {upper.name!r} on any of the "
                     f"{len(data)} inputs"
                 )
