@@ -1,29 +1,49 @@
-"""Exact closed form of ω for single-layer steps, from a few numbers per input collected in one forward pass.
+"""Exact closed forms of ω for common steps, from statistics gathered in one streamed forward pass.
 
-A *layer step* is: operations that pass a channel's spatial sum of gradients through unchanged (max pooling,
-average pooling without padding, adaptive pooling, eval-mode dropout, identity, flatten before a Linear), then
-one Conv or Linear layer, an optional eval-mode BatchNorm, then an optional elementwise activation — or, on top,
-the ``softmax`` of the Linear layer's output. For such a step, with ``G = f'(z)`` the activation's derivative at
-the layer's pre-activation ``z`` (BatchNorm folded in as a per-channel scale ``a``), upper neuron ``n`` and lower
-channel ``k``::
+ω[n, i, k] needs only the *spatial sum* of the gradient over lower channel k. For the steps below that sum has
+a closed form in the weights and in a few statistics of each input — the derivative ``G = f'(z)`` of each
+elementwise activation at its pre-activation ``z``, summed over windows — which hooks gather during one forward
+pass without gradients. Steps of any other shape, and the ``grad_x_activation`` rule, use the autograd path of
+:mod:`stepwise.relevance`; the test suite checks every closed form against per-(neuron, input) autograd.
 
-    Conv:    ω[n, i, k] = a[n] / (P_upper · P_lower) · Σ_o W[n, k, o] · C[i, n, o],
-             C[i, n, o] = Σ_p G[i, n, p] · [input position p·stride − pad + o·dilation lies inside the input]
+Notation: ``P`` counts spatial positions, ``o`` runs over kernel offsets, ``a`` is an eval-mode BatchNorm's
+per-channel scale ``γ / sqrt(var + eps)`` (1 without one), ``V(p, o)`` is 1 when output position ``p`` with
+offset ``o`` reads a position inside the layer's input (not padding).
+
+**Pass-through operations** — max pooling, average pooling without padding, adaptive pooling, eval-mode
+dropout, identity, and a flatten before a Linear layer — route each output position's whole gradient to the
+members of its window, so the spatial sum of the gradient is the same before and after them. They may stand
+anywhere between the lower level and the first layer of a step.
+
+**Layer step**: pass-through, one Conv or Linear layer, optional BatchNorm, optional elementwise activation::
+
+    Conv:    ω[n, i, k] = a[n] / (P_upper · P_lower) · Σ_o W[n, k, o] · C[i, n, o],   C[i, n, o] = Σ_p G[i, n, p] V(p, o)
     Linear:  ω[n, i, k] = a[n] · G[i, n] · W̃[n, k],   W̃[n, k] = Σ_r W[n, k·R + r] / P_lower
-    Softmax: ω[n, i, k] = p[i, n] · (W̃[n, k] − Σ_m p[i, m] · W̃[m, k])
 
-where P counts spatial positions, R is the number of positions flattened into the Linear layer per channel and
-``o`` runs over kernel offsets. The pass-through operations do not appear: every output position of a pooling
-window routes its whole gradient to the window's members, so the spatial sum of the gradient, which is all ω
-needs, is the same before and after them. ``C`` holds ``kernel size`` numbers per upper channel and input, ``G``
-one: they are gathered by hooks during one streamed forward pass without gradients. The structure of a step is
-read from a ``torch.fx`` trace of the model; a step that does not match, or a model that cannot be traced, uses
-the autograd path of :mod:`stepwise.relevance`.
+(R positions flattened per channel into the Linear layer), or on top the ``softmax`` of a Linear layer's output,
+``ω[n, i, k] = p[i, n] · (W̃[n, k] − Σ_m p[i, m] · W̃[m, k])``.
+
+**Residual block step** (a ResNet BasicBlock): pass-through, ``Conv1 - [BN1] - f1 - Conv2 - [BN2]``, plus the
+block input or a ``Conv_d - [BN_d]`` of it, then a ReLU (or nothing). With ``G1`` the derivative of ``f1`` at the
+middle pre-activation, ``G2`` that of the final ReLU, and ``q(p, o2)`` the middle position that Conv2's offset
+``o2`` reads from output position ``p``::
+
+    ω[n, i, k] = 1 / (P_upper · P_lower) · ( a2[n] Σ_m a1[m] Σ_{o2, o1} W2[n, m, o2] W1[m, k, o1] T[i, n, m, o2, o1]
+                                             + skip[i, n, k] )
+    T[i, n, m, o2, o1] = Σ_p G2[i, n, p] · V2(p, o2) · G1[i, m, q(p, o2)] · V1(q(p, o2), o1)
+    skip[i, n, k] = δ[n, k] Σ_p G2[i, n, p]   or   a_d[n] Σ_o W_d[n, k, o] Σ_p G2[i, n, p] V_d(p, o)
+
+``T`` is a correlation of the two activation masks (an ``unfold`` and a matrix product per Conv1 offset), so the
+forward pass only stores ``G1`` and ``G2`` (one byte per activation for ReLUs) and ω of any neuron set costs
+about ``81 · C_mid · P_upper`` multiply-adds per neuron and input — a small fraction of one backward pass through
+the block. The structure of every step is read from a ``torch.fx`` trace of the model; a model fx cannot trace
+uses the autograd path for all its steps.
 """
 
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -35,7 +55,7 @@ from torch.nn import functional as F
 from .levels import ACTIVATIONS, INPUT, OUTPUT, SOFTMAX, LevelInfo
 from .select import outlier_mask
 
-__all__ = ["LayerStep", "plan_layer_steps", "collect", "layer_step_relevance", "layer_step_statistics"]
+__all__ = ["ClosedFormStep", "LayerStep", "BlockStep", "plan_closed_form"]
 
 _PASS_THROUGH = (
     nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d,
@@ -46,42 +66,279 @@ _AVG_POOLS = (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 _RELU_FUNCTIONS = (F.relu, torch.relu)
-#: Elements of ω computed at once when counting outliers.
+_ADD_FUNCTIONS = (operator.add, operator.iadd, torch.add)
+#: Elements of ω (or of a block's mask correlations) computed at once.
 _CHUNK_ELEMENTS = 1 << 24
+
+Hook = tuple[nn.Module, Callable]
+
+
+# ------------------------------------------------------------------------------------------ building blocks
+
+
+def _is_relu(activation: object) -> bool:
+    return isinstance(activation, nn.ReLU) or activation in _RELU_FUNCTIONS
 
 
 @dataclass
-class LayerStep:
-    """A step that the closed form computes: its layer, BatchNorm, activation and what they need per input.
+class _Unit:
+    """A Conv or Linear layer, an optional eval-mode BatchNorm and an optional elementwise activation."""
 
-    Attributes
-    ----------
-    lower, upper : LevelInfo
-    layer : torch.nn.Module
-        The Conv or Linear layer.
-    norm : torch.nn.Module or None
-        An eval-mode BatchNorm between the layer and the activation.
-    activation : torch.nn.Module, callable or None
-        The elementwise activation producing the upper level (``None``: the upper level is the layer's output).
-    head : {'activation', 'softmax', 'none'}
-    flattened : bool
-        Whether the lower channels are flattened into a Linear layer.
-    """
-
-    lower: LevelInfo
-    upper: LevelInfo
     layer: nn.Module
-    norm: nn.Module | None
-    activation: nn.Module | Callable | None
-    head: str
-    flattened: bool
-    gate_module: nn.Module  # whose output is the pre-activation (the layer, or the BatchNorm)
-    input_size: tuple[int, ...] = field(default=())  # spatial size of the layer's input, set by the first batch
-    stats: list[Tensor] = field(default_factory=list)  # per batch: C, G or p
+    norm: nn.Module | None = None
+    activation: nn.Module | Callable | None = None
+    input_size: tuple[int, ...] = ()  # spatial size of the layer's input, recorded by the first batch
+
+    @property
+    def gate_module(self) -> nn.Module:
+        """The module whose output is the pre-activation."""
+        return self.norm if self.norm is not None else self.layer
 
     @property
     def is_conv(self) -> bool:
         return isinstance(self.layer, _CONVS)
+
+    def scale(self) -> Tensor | None:
+        """BatchNorm's per-channel scale γ / sqrt(var + eps), or None."""
+        if self.norm is None:
+            return None
+        scale = torch.rsqrt(self.norm.running_var + self.norm.eps)
+        return scale * self.norm.weight if self.norm.weight is not None else scale
+
+    def gate(self, z: Tensor) -> Tensor:
+        """f'(z) of the activation (1 without one); a bool mask for a ReLU."""
+        if self.activation is None:
+            return torch.ones_like(z)
+        if _is_relu(self.activation):
+            return z > 0
+        with torch.enable_grad():
+            point = z.detach().clone().requires_grad_(True)
+            forward = self.activation.forward if isinstance(self.activation, nn.Module) else self.activation
+            (slope,) = torch.autograd.grad(forward(point.clone()).sum(), point)
+        return slope
+
+    def size_hook(self) -> Hook:
+        def record(module: nn.Module, args: tuple, output: Tensor) -> None:
+            self.input_size = tuple(args[0].shape[2:])
+
+        return (self.layer, record)
+
+    def padding(self) -> tuple[int, ...]:
+        layer = self.layer
+        if isinstance(layer.padding, str):
+            if layer.padding == "valid":
+                return (0,) * len(layer.kernel_size)
+            return tuple(d * (k - 1) // 2 for d, k in zip(layer.dilation, layer.kernel_size))  # 'same'
+        return tuple(layer.padding)
+
+    def valid(self, dim: int, out: int, like: Tensor) -> Tensor:
+        """V[o, p] along spatial dimension ``dim``: output position p with kernel offset o reads inside the input."""
+        layer = self.layer
+        offsets = torch.arange(layer.kernel_size[dim], device=like.device).unsqueeze(1)
+        reads = torch.arange(out, device=like.device).unsqueeze(0) * layer.stride[dim] - self.padding()[dim]
+        reads = reads + offsets * layer.dilation[dim]
+        return ((reads >= 0) & (reads < self.input_size[dim])).to(like.dtype)
+
+    def window_counts(self, gate: Tensor) -> Tensor:
+        """C[i, n, o] = Σ_p G[i, n, p] V(p, o), for a gate (N, C, *spatial) over this layer's output."""
+        counts = gate
+        for dim in range(len(self.input_size)):
+            valid = self.valid(dim, gate.shape[2 + dim], gate)
+            counts = torch.tensordot(counts, valid, dims=([2], [1]))  # contracts one spatial dim, appends offsets
+        return counts.flatten(2)
+
+
+def _scaled(omega: Tensor, scale: Tensor | None, neurons: Tensor) -> Tensor:
+    return omega if scale is None else omega * scale[neurons].view(-1, 1, 1)
+
+
+class ClosedFormStep:
+    """A step whose ω has a closed form (see the module docstring).
+
+    Usage: register :meth:`hooks` during forward passes over the inputs, then call :meth:`relevance` or
+    :meth:`statistics` for any set of upper neurons; :meth:`clear` frees the gathered statistics.
+    """
+
+    lower: LevelInfo
+    upper: LevelInfo
+
+    def hooks(self) -> list[Hook]:
+        """Forward hooks that gather each batch's statistics (previous statistics are cleared)."""
+        raise NotImplementedError
+
+    def clear(self) -> None:
+        """Forget the gathered statistics."""
+        raise NotImplementedError
+
+    def relevance(self, neurons: Tensor, n_inputs: int) -> Tensor:
+        """ω for ``neurons`` (S,) of the upper level on every input seen: Tensor of shape (S, n_inputs, K)."""
+        raise NotImplementedError
+
+    def statistics(self, neurons: Tensor, n_inputs: int, *, fence: float, sign: str) -> tuple[Tensor, Tensor]:
+        """Outlier counts (S, K) int64 and sums of ω over inputs (S, K) float64, computed in chunks of neurons."""
+        counts, sums = [], []
+        chunk = max(1, _CHUNK_ELEMENTS // (n_inputs * self.lower.n_neurons))
+        for start in range(0, len(neurons), chunk):
+            omega = self.relevance(neurons[start : start + chunk], n_inputs)
+            counts.append(outlier_mask(omega, fence=fence, sign=sign).sum(dim=1))
+            sums.append(omega.sum(dim=1, dtype=torch.float64))
+        return torch.cat(counts), torch.cat(sums)
+
+
+@dataclass(eq=False)
+class LayerStep(ClosedFormStep):
+    """Pass-through operations, then one layer (:class:`_Unit`), with head ``activation``, ``softmax`` or ``none``."""
+
+    lower: LevelInfo
+    upper: LevelInfo
+    unit: _Unit
+    head: str
+    stats: list[Tensor] = field(default_factory=list)  # per batch: C (conv), G (linear) or p (softmax)
+
+    def hooks(self) -> list[Hook]:
+        self.stats.clear()
+
+        def record(module: nn.Module, args: tuple, output: Tensor) -> None:
+            z = output.detach()
+            if self.head == "softmax":
+                self.stats.append(torch.softmax(z, dim=1))
+            elif self.unit.is_conv:
+                self.stats.append(self.unit.window_counts(self.unit.gate(z).to(z.dtype)))
+            elif self.unit.activation is not None:
+                self.stats.append(self.unit.gate(z).to(z.dtype))
+
+        return ([self.unit.size_hook()] if self.unit.is_conv else []) + [(self.unit.gate_module, record)]
+
+    def clear(self) -> None:
+        self.stats.clear()
+
+    def _rows(self, neurons: Tensor) -> Tensor:
+        """W̃[n, k] = Σ_r W[n, k·R + r] / P_lower."""
+        weight = self.unit.layer.weight[neurons]
+        return weight.view(len(neurons), self.lower.n_neurons, -1).sum(dim=2) / math.prod(self.lower.shape[1:])
+
+    def relevance(self, neurons: Tensor, n_inputs: int) -> Tensor:
+        weight = self.unit.layer.weight
+        if self.head == "softmax":
+            p = torch.cat(self.stats)  # (N, C)
+            rows = self._rows(torch.arange(weight.shape[0], device=weight.device))  # (C, K)
+            mixed = p @ rows  # Σ_m p[i, m] W̃[m, k]
+            return p[:, neurons].T.unsqueeze(2) * (rows[neurons].unsqueeze(1) - mixed.unsqueeze(0))
+        if self.unit.is_conv:
+            counts = torch.cat(self.stats)[:, neurons]  # (N, S, O)
+            positions = math.prod(self.upper.shape[1:]) * math.prod(self.lower.shape[1:])
+            omega = torch.einsum("sko,nso->snk", weight[neurons].flatten(2), counts) / positions
+        else:
+            rows = self._rows(neurons).unsqueeze(1)  # (S, 1, K)
+            if self.stats:
+                omega = torch.cat(self.stats)[:, neurons].T.unsqueeze(2) * rows
+            else:
+                omega = rows.expand(-1, n_inputs, -1)
+        return _scaled(omega, self.unit.scale(), neurons)
+
+    def statistics(self, neurons: Tensor, n_inputs: int, *, fence: float, sign: str) -> tuple[Tensor, Tensor]:
+        """For a Linear layer with a ReLU (or nothing) and no BatchNorm, each row of ω is exactly the weight row
+        ``W̃[n]`` (gate 1) or zero (gate 0, never an outlier): its outliers are found once and counted per open
+        gate. Other steps compute ω in chunks."""
+        binary = self.unit.activation is None or _is_relu(self.unit.activation)
+        if self.unit.is_conv or self.head == "softmax" or self.unit.norm is not None or not binary:
+            return super().statistics(neurons, n_inputs, fence=fence, sign=sign)
+        rows = self._rows(neurons)
+        if self.stats:
+            open_gates = torch.cat(self.stats)[:, neurons].sum(dim=0).round().to(torch.int64)
+        else:
+            open_gates = torch.full((len(neurons),), n_inputs, dtype=torch.int64, device=rows.device)
+        mask = outlier_mask(rows, fence=fence, sign=sign)
+        return mask * open_gates.unsqueeze(1), rows.to(torch.float64) * open_gates.unsqueeze(1)
+
+
+@dataclass(eq=False)
+class BlockStep(ClosedFormStep):
+    """A residual block: ``first`` (Conv1, BN1, f1), ``second`` (Conv2, BN2), a skip, a final ReLU or nothing."""
+
+    lower: LevelInfo
+    upper: LevelInfo
+    first: _Unit
+    second: _Unit
+    downsample: _Unit | None  # None: identity skip, unless has_skip is False
+    has_skip: bool
+    final_relu: bool
+    level_module: nn.Module  # the module whose output is the upper level
+    inner: list[Tensor] = field(default_factory=list)  # per batch: G1 (N, C_mid, *mid)
+    outer: list[Tensor] = field(default_factory=list)  # per batch: G2 (N, C, *out)
+
+    def hooks(self) -> list[Hook]:
+        self.clear()
+
+        def record_inner(module: nn.Module, args: tuple, output: Tensor) -> None:
+            self.inner.append(self.first.gate(output.detach()))
+
+        def record_outer(module: nn.Module, args: tuple, output: Tensor) -> None:
+            out = output.detach()
+            self.outer.append(out > 0 if self.final_relu else torch.ones_like(out, dtype=torch.bool))
+
+        hooks = [self.first.size_hook(), self.second.size_hook(), (self.first.gate_module, record_inner)]
+        if self.downsample is not None:
+            hooks.append(self.downsample.size_hook())
+        return hooks + [(self.level_module, record_outer)]
+
+    def clear(self) -> None:
+        self.inner.clear()
+        self.outer.clear()
+
+    def relevance(self, neurons: Tensor, n_inputs: int) -> Tensor:
+        inner, outer = torch.cat(self.inner), torch.cat(self.outer)
+        dtype = self.first.layer.weight.dtype
+        conv2 = self.second.layer
+        w1 = self.first.layer.weight.flatten(2)  # (C_mid, K, O1)
+        w2 = conv2.weight[neurons].flatten(2)  # (S, C_mid, O2)
+        a1, a2 = self.first.scale(), self.second.scale()
+        if a1 is not None:
+            w1 = w1 * a1.view(-1, 1, 1)
+        rows = []
+        positions_out, columns_per_input = outer[0, 0].numel(), w1.shape[0] * w2.shape[2]
+        per_input = columns_per_input * positions_out + len(neurons) * (columns_per_input + positions_out)
+        chunk = max(1, _CHUNK_ELEMENTS // per_input)
+        for start in range(0, n_inputs, chunk):
+            g1 = inner[start : start + chunk].to(dtype)
+            g2 = outer[start : start + chunk][:, neurons].to(dtype).flatten(2)  # (B, S, P)
+            correlations = []
+            for mask in self._inner_validity(g1):  # one per Conv1 offset o1
+                columns = F.unfold(g1 * mask, conv2.kernel_size, conv2.dilation, self.second.padding(), conv2.stride)
+                t = torch.bmm(g2, columns.transpose(1, 2)).view(len(g1), len(neurons), w2.shape[1], w2.shape[2])
+                correlations.append(torch.einsum("bsmo,smo->bsm", t, w2))  # Σ_o2 W2[n, m, o2] T[.., o2, o1]
+            u = torch.stack(correlations, dim=3)  # (B, S, C_mid, O1)
+            main = torch.einsum("bsmo,mko->bsk", u, w1)
+            if a2 is not None:
+                main = main * a2[neurons].view(1, -1, 1)
+            rows.append(main + self._skip(g2, neurons))
+        positions = math.prod(self.upper.shape[1:]) * math.prod(self.lower.shape[1:])
+        return torch.cat(rows).transpose(0, 1) / positions
+
+    def _inner_validity(self, g1: Tensor) -> list[Tensor]:
+        """For each Conv1 offset o1, the mask of middle positions q whose read q·s − pad + o1·d lies inside."""
+        kh, kw = self.first.layer.kernel_size
+        rows = self.first.valid(0, g1.shape[2], g1)  # (kh, H_mid)
+        cols = self.first.valid(1, g1.shape[3], g1)  # (kw, W_mid)
+        return [rows[i].view(-1, 1) * cols[j].view(1, -1) for i in range(kh) for j in range(kw)]
+
+    def _skip(self, g2: Tensor, neurons: Tensor) -> Tensor:
+        """skip[i, n, k] for a batch of G2 (B, S, P)."""
+        batch, size, k = len(g2), len(neurons), self.lower.n_neurons
+        if not self.has_skip:
+            return g2.new_zeros(batch, size, k)
+        if self.downsample is None:
+            skip = g2.new_zeros(batch, size, k)
+            skip[:, torch.arange(size), neurons] = g2.sum(dim=2)
+            return skip
+        spatial = g2.view(batch, size, *self.upper.shape[1:])
+        counts = self.downsample.window_counts(spatial)  # (B, S, O)
+        skip = torch.einsum("bso,sko->bsk", counts, self.downsample.layer.weight[neurons].flatten(2))
+        scale = self.downsample.scale()
+        return skip if scale is None else skip * scale[neurons].view(1, -1, 1)
+
+
+# ------------------------------------------------------------------------------------------ reading the fx graph
 
 
 def _is_pass_through(module: nn.Module) -> bool:
@@ -93,35 +350,158 @@ def _is_pass_through(module: nn.Module) -> bool:
     return False
 
 
-def _is_flatten(node: torch.fx.Node, modules: dict[str, nn.Module]) -> bool:
-    """flatten(x, 1) over all trailing dimensions, as a module, a function or a method."""
-    if node.op == "call_module":
-        module = modules[node.target]
-        return isinstance(module, nn.Flatten) and module.start_dim == 1 and module.end_dim == -1
-    if (node.op == "call_function" and node.target is torch.flatten) or (
-        node.op == "call_method" and node.target == "flatten"
-    ):
-        start = node.args[1] if len(node.args) > 1 else node.kwargs.get("start_dim", 0)
-        end = node.args[2] if len(node.args) > 2 else node.kwargs.get("end_dim", -1)
-        return start == 1 and end == -1
-    return False
-
-
-def _single_input(node: torch.fx.Node) -> torch.fx.Node | None:
-    """The node's only tensor input, if every other argument is a constant."""
+def _single_input(node: torch.fx.Node | None) -> torch.fx.Node | None:
+    """The node's only tensor input, if it is the first argument and every other argument is a constant."""
+    if node is None:
+        return None
     inputs = node.all_input_nodes
     return inputs[0] if len(inputs) == 1 and node.args and node.args[0] is inputs[0] else None
 
 
-def _trace(model: nn.Module) -> torch.fx.GraphModule | None:
-    try:
-        return torch.fx.symbolic_trace(model)
-    except Exception:  # any model fx cannot trace (data-dependent control flow, ...) uses the autograd path
+class _FxGraph:
+    """What the closed forms need to know of a ``torch.fx`` trace of the model."""
+
+    def __init__(self, traced: torch.fx.GraphModule) -> None:
+        self.modules = dict(traced.named_modules())
+        self.nodes = list(traced.graph.nodes)
+        self.calls: dict[str, int] = {}
+        for node in self.nodes:
+            if node.op == "call_module":
+                self.calls[node.target] = self.calls.get(node.target, 0) + 1
+
+    def module(self, node: torch.fx.Node | None, kinds: tuple, *, shared: bool = False) -> nn.Module | None:
+        """The module a ``call_module`` node calls, if of one of ``kinds`` (and called once unless ``shared``)."""
+        if node is None or node.op != "call_module" or (not shared and self.calls[node.target] != 1):
+            return None
+        module = self.modules[node.target]
+        return module if isinstance(module, kinds) else None
+
+    def node_of(self, info: LevelInfo) -> torch.fx.Node | None:
+        """The node whose value is the level's activation."""
+        if info.name == INPUT:
+            placeholders = [n for n in self.nodes if n.op == "placeholder"]
+            return placeholders[0] if len(placeholders) == 1 else None
+        if info.name in (SOFTMAX, OUTPUT):
+            value = next(n for n in self.nodes if n.op == "output").args[0]
+            return value if isinstance(value, torch.fx.Node) else None
+        found = [n for n in self.nodes if n.op == "call_module" and n.target == info.name]
+        if found:
+            return found[0] if len(found) == 1 else None
+        # A module fx traced through: its output is the one value computed inside it that is used outside.
+        inside = {n for n in self.nodes if info.name in n.meta.get("nn_module_stack", {})}
+        escaping = [n for n in inside if any(user not in inside for user in n.users)]
+        return escaping[0] if len(escaping) == 1 else None
+
+    def activation(self, node: torch.fx.Node | None) -> nn.Module | Callable | None:
+        """The elementwise activation a node applies (a shared module is fine: it is never hooked)."""
+        module = self.module(node, ACTIVATIONS, shared=True)
+        if module is not None:
+            return module
+        if node is not None and node.op == "call_function" and node.target in _RELU_FUNCTIONS:
+            return node.target
         return None
 
+    def unit(self, node: torch.fx.Node | None, *, head: bool) -> tuple[_Unit, torch.fx.Node] | None:
+        """Read ``[activation] <- [BatchNorm] <- layer`` upwards from ``node``; return the unit and its input."""
+        activation = self.activation(node) if head else None
+        if activation is not None:
+            node = _single_input(node)
+        norm = self.module(node, _NORMS)
+        if norm is not None:
+            if norm.running_mean is None or norm.running_var is None:
+                return None
+            node = _single_input(node)
+        layer = self.module(node, _CONVS + (nn.Linear,))
+        if layer is None or (isinstance(layer, _CONVS) and (layer.groups != 1 or layer.padding_mode != "zeros")):
+            return None
+        below = _single_input(node)
+        return (_Unit(layer, norm, activation), below) if below is not None else None
 
-def plan_layer_steps(model: nn.Module, infos: Sequence[LevelInfo]) -> dict[int, LayerStep]:
-    """Find the steps of ``infos`` that the closed form computes.
+    def reaches(self, node: torch.fx.Node | None, low: torch.fx.Node, *, flatten_allowed: bool) -> bool | None:
+        """Whether ``node`` is ``low`` after pass-through operations; returns whether a flatten was crossed."""
+        flattened = False
+        while node is not None and node is not low:
+            if self._is_flatten(node):
+                if flattened or not flatten_allowed:
+                    return None
+                flattened = True
+            else:
+                module = self.module(node, _PASS_THROUGH + _AVG_POOLS, shared=True)
+                if module is None or not _is_pass_through(module):
+                    return None
+            node = _single_input(node)
+        return flattened if node is low else None
+
+    def _is_flatten(self, node: torch.fx.Node) -> bool:
+        """flatten(x, 1) over all trailing dimensions, as a module, a function or a method."""
+        if node.op == "call_module":
+            module = self.modules[node.target]
+            return isinstance(module, nn.Flatten) and module.start_dim == 1 and module.end_dim == -1
+        if (node.op == "call_function" and node.target is torch.flatten) or (
+            node.op == "call_method" and node.target == "flatten"
+        ):
+            start = node.args[1] if len(node.args) > 1 else node.kwargs.get("start_dim", 0)
+            end = node.args[2] if len(node.args) > 2 else node.kwargs.get("end_dim", -1)
+            return start == 1 and end == -1
+        return False
+
+
+def _layer_step(graph: _FxGraph, lower: LevelInfo, upper: LevelInfo, low, up) -> LayerStep | None:
+    if upper.name == SOFTMAX:
+        found = graph.unit(up, head=False)
+        head = "softmax"
+    else:
+        found = graph.unit(up, head=True)
+        head = "activation" if found is not None and found[0].activation is not None else "none"
+    if found is None:
+        return None
+    unit, below = found
+    is_linear = isinstance(unit.layer, nn.Linear)
+    if head == "softmax" and not is_linear:
+        return None
+    flattened = graph.reaches(below, low, flatten_allowed=is_linear)
+    if flattened is None:
+        return None
+    if is_linear and ((not flattened and len(lower.shape) != 1) or unit.layer.in_features % lower.n_neurons):
+        return None
+    return LayerStep(lower, upper, unit, head)
+
+
+def _block_step(graph: _FxGraph, lower: LevelInfo, upper: LevelInfo, low, up) -> BlockStep | None:
+    if upper.module is None:
+        return None
+    final = graph.activation(up)
+    if final is not None and not _is_relu(final):
+        return None
+    node = _single_input(up) if final is not None else up
+    candidates = [(node, None)]
+    if node is not None and node.op == "call_function" and node.target in _ADD_FUNCTIONS and not node.kwargs:
+        if len(node.args) == 2 and all(isinstance(a, torch.fx.Node) for a in node.args):
+            candidates = [(node.args[0], node.args[1]), (node.args[1], node.args[0])]
+    for main, skip in candidates:
+        second = graph.unit(main, head=False)
+        if second is None or not second[0].is_conv or isinstance(second[0].layer, (nn.Conv1d, nn.Conv3d)):
+            continue
+        first = graph.unit(second[1], head=True)
+        if first is None or not isinstance(first[0].layer, nn.Conv2d):
+            continue
+        block_input = first[1]
+        if graph.reaches(block_input, low, flatten_allowed=False) is None:
+            continue
+        downsample = None
+        if skip is not None and skip is not block_input:
+            found = graph.unit(skip, head=False)
+            if found is None or not found[0].is_conv or found[1] is not block_input:
+                continue
+            downsample = found[0]
+        return BlockStep(
+            lower, upper, first[0], second[0], downsample, skip is not None, final is not None, upper.module
+        )
+    return None
+
+
+def plan_closed_form(model: nn.Module, infos: Sequence[LevelInfo]) -> dict[int, ClosedFormStep]:
+    """Find the steps of ``infos`` that have a closed form.
 
     Parameters
     ----------
@@ -131,262 +511,23 @@ def plan_layer_steps(model: nn.Module, infos: Sequence[LevelInfo]) -> dict[int, 
 
     Returns
     -------
-    dict of int to LayerStep
+    dict of int to ClosedFormStep
         Keyed by the position of the step's upper level in ``infos``; steps not listed use autograd.
     """
-    traced = _trace(model)
-    if traced is None:
+    try:
+        traced = torch.fx.symbolic_trace(model)
+    except Exception:  # any model fx cannot trace (data-dependent control flow, ...) uses the autograd path
         return {}
-    modules = dict(traced.named_modules())
-    nodes = list(traced.graph.nodes)
-    calls: dict[str, int] = {}
-    for node in nodes:
-        if node.op == "call_module":
-            calls[node.target] = calls.get(node.target, 0) + 1
-    placeholders = [n for n in nodes if n.op == "placeholder"]
-    output = next(n for n in nodes if n.op == "output")
-
-    def node_of(info: LevelInfo) -> torch.fx.Node | None:
-        if info.name == INPUT:
-            return placeholders[0] if len(placeholders) == 1 else None
-        if info.name in (SOFTMAX, OUTPUT):
-            value = output.args[0]
-            return value if isinstance(value, torch.fx.Node) else None
-        found = [n for n in nodes if n.op == "call_module" and n.target == info.name]
-        if found:
-            return found[0] if len(found) == 1 else None
-        # A module fx traced through: its output is the one value computed inside it that is used outside.
-        inside = {n for n in nodes if info.name in n.meta.get("nn_module_stack", {})}
-        escaping = [n for n in inside if any(user not in inside for user in n.users)]
-        return escaping[0] if len(escaping) == 1 else None
-
-    plan = {}
+    graph = _FxGraph(traced)
+    plan: dict[int, ClosedFormStep] = {}
     for position in range(1, len(infos)):
         lower, upper = infos[position - 1], infos[position]
         if lower.channel_dim != 1 or upper.channel_dim != 1:
             continue
-        step = _match(lower, upper, node_of(lower), node_of(upper), modules, calls)
+        low, up = graph.node_of(lower), graph.node_of(upper)
+        if low is None or up is None:
+            continue
+        step = _layer_step(graph, lower, upper, low, up) or _block_step(graph, lower, upper, low, up)
         if step is not None:
             plan[position] = step
     return plan
-
-
-def _match(
-    lower: LevelInfo,
-    upper: LevelInfo,
-    low: torch.fx.Node | None,
-    up: torch.fx.Node | None,
-    modules: dict[str, nn.Module],
-    calls: dict[str, int],
-) -> LayerStep | None:
-    """Read the step from ``low`` to ``up`` off the fx graph; ``None`` if it is not a layer step."""
-    if low is None or up is None:
-        return None
-
-    def module_of(node: torch.fx.Node, kinds: tuple) -> nn.Module | None:
-        if node.op != "call_module" or calls[node.target] != 1:
-            return None
-        module = modules[node.target]
-        return module if isinstance(module, kinds) else None
-
-    head, activation, node = "none", None, up
-    if upper.name == SOFTMAX:
-        head = "softmax"
-    else:
-        act = module_of(up, ACTIVATIONS)
-        if act is not None:
-            head, activation = "activation", act
-        elif up.op == "call_function" and up.target in _RELU_FUNCTIONS:
-            head, activation = "activation", up.target
-        if activation is not None:
-            node = _single_input(up)
-            if node is None:
-                return None
-    norm = module_of(node, _NORMS)
-    if norm is not None:
-        if norm.running_mean is None or norm.running_var is None:
-            return None
-        node = _single_input(node)
-        if node is None:
-            return None
-    layer = module_of(node, _CONVS + (nn.Linear,))
-    if layer is None:
-        return None
-    if isinstance(layer, _CONVS) and (layer.groups != 1 or layer.padding_mode != "zeros"):
-        return None
-    if head == "softmax" and not isinstance(layer, nn.Linear):
-        return None
-    flattened = False
-    current = _single_input(node)
-    while current is not None and current is not low:
-        if _is_flatten(current, modules):
-            if flattened or not isinstance(layer, nn.Linear):
-                return None
-            flattened = True
-        elif not (current.op == "call_module" and _is_pass_through(modules[current.target])):
-            return None
-        current = _single_input(current)
-    if current is not low:
-        return None
-    if isinstance(layer, nn.Linear) and (
-        (not flattened and len(lower.shape) != 1) or layer.in_features % lower.n_neurons
-    ):
-        return None
-    return LayerStep(lower, upper, layer, norm, activation, head, flattened, norm if norm is not None else layer)
-
-
-# ------------------------------------------------------------------------------------------ collection
-
-
-def _valid(size: int, kernel: int, stride: int, padding: int, dilation: int, out: int, like: Tensor) -> Tensor:
-    """V[o, p] = 1 when output position p, kernel offset o reads an input position inside [0, size)."""
-    offsets = torch.arange(kernel, device=like.device).unsqueeze(1)
-    reads = torch.arange(out, device=like.device).unsqueeze(0) * stride - padding + offsets * dilation
-    return ((reads >= 0) & (reads < size)).to(like.dtype)
-
-
-def _conv_padding(layer: nn.Module) -> tuple[int, ...]:
-    if isinstance(layer.padding, str):
-        if layer.padding == "valid":
-            return (0,) * len(layer.kernel_size)
-        return tuple(d * (k - 1) // 2 for d, k in zip(layer.dilation, layer.kernel_size))  # 'same': extra on the right
-    return tuple(layer.padding)
-
-
-def _window_counts(step: LayerStep, gate: Tensor) -> Tensor:
-    """C[i, n, o]: the gate summed over the output positions whose kernel offset o reads inside the input."""
-    layer = step.layer
-    padding = _conv_padding(layer)
-    counts = gate
-    for d, size in enumerate(step.input_size):
-        valid = _valid(size, layer.kernel_size[d], layer.stride[d], padding[d], layer.dilation[d], gate.shape[2 + d], gate)
-        counts = torch.tensordot(counts, valid, dims=([2], [1]))  # contracts one spatial dim, appends its offsets
-    return counts.flatten(2)
-
-
-def _gate(step: LayerStep, z: Tensor) -> Tensor:
-    """f'(z) of the step's elementwise activation (1 without one)."""
-    if step.activation is None:
-        return torch.ones_like(z)
-    if isinstance(step.activation, nn.ReLU) or step.activation in _RELU_FUNCTIONS:
-        return (z > 0).to(z.dtype)
-    with torch.enable_grad():
-        point = z.detach().clone().requires_grad_(True)
-        forward = step.activation.forward if isinstance(step.activation, nn.Module) else step.activation
-        (slope,) = torch.autograd.grad(forward(point.clone()).sum(), point)
-    return slope
-
-
-def _norm_scale(step: LayerStep) -> Tensor | None:
-    norm = step.norm
-    if norm is None:
-        return None
-    scale = torch.rsqrt(norm.running_var + norm.eps)
-    return scale * norm.weight if norm.weight is not None else scale
-
-
-def collect(steps: Sequence[LayerStep]) -> list[tuple[nn.Module, Callable]]:
-    """Forward hooks that append each batch's statistics to ``step.stats`` (for :func:`stepwise.levels.hooked`)."""
-    hooks: list[tuple[nn.Module, Callable]] = []
-    for step in steps:
-        step.stats.clear()
-        if step.is_conv:
-
-            def record_size(module: nn.Module, args: tuple, output: Tensor, step: LayerStep = step) -> None:
-                step.input_size = tuple(args[0].shape[2:])
-
-            hooks.append((step.layer, record_size))
-
-        def record(module: nn.Module, args: tuple, output: Tensor, step: LayerStep = step) -> None:
-            z = output.detach()
-            if step.head == "softmax":
-                step.stats.append(torch.softmax(z, dim=1))
-            elif step.is_conv:
-                step.stats.append(_window_counts(step, _gate(step, z)))
-            elif step.activation is not None:
-                step.stats.append(_gate(step, z))
-
-        hooks.append((step.gate_module, record))
-    return hooks
-
-
-# ------------------------------------------------------------------------------------------ relevance
-
-
-def _linear_rows(step: LayerStep, neurons: Tensor) -> Tensor:
-    """W̃[n, k] = Σ_r W[n, k·R + r] / P_lower for the given rows."""
-    weight = step.layer.weight[neurons]
-    return weight.view(len(neurons), step.lower.n_neurons, -1).sum(dim=2) / math.prod(step.lower.shape[1:])
-
-
-def layer_step_relevance(step: LayerStep, neurons: Tensor, n_inputs: int) -> Tensor:
-    """ω of the closed form for ``neurons`` of the upper level on every input seen by :func:`collect`.
-
-    Parameters
-    ----------
-    step : LayerStep
-        A step whose statistics were collected.
-    neurons : Tensor of shape (S,), int64
-    n_inputs : int
-
-    Returns
-    -------
-    Tensor of shape (S, n_inputs, K)
-    """
-    weight = step.layer.weight
-    scale = _norm_scale(step)
-    if step.head == "softmax":
-        p = torch.cat(step.stats)  # (N, C)
-        rows = _linear_rows(step, torch.arange(weight.shape[0], device=weight.device))  # (C, K)
-        mixed = p @ rows  # Σ_m p[i, m] W̃[m, k]
-        return p[:, neurons].T.unsqueeze(2) * (rows[neurons].unsqueeze(1) - mixed.unsqueeze(0))
-    if step.is_conv:
-        counts = torch.cat(step.stats)[:, neurons]  # (N, S, O)
-        kernel = weight[neurons].flatten(2)  # (S, K, O)
-        upper_positions = math.prod(step.upper.shape[1:])
-        omega = torch.einsum("sko,nso->snk", kernel, counts) / (upper_positions * math.prod(step.lower.shape[1:]))
-    else:
-        rows = _linear_rows(step, neurons).unsqueeze(1)  # (S, 1, K)
-        gate = torch.cat(step.stats)[:, neurons].T.unsqueeze(2) if step.stats else None  # (S, N, 1)
-        omega = rows.expand(-1, n_inputs, -1) if gate is None else gate * rows
-    if scale is not None:
-        omega = omega * scale[neurons].view(-1, 1, 1)
-    return omega
-
-
-def _binary_gates(step: LayerStep) -> bool:
-    """Whether every row of a Linear step is exactly its weight row or zero (ReLU or no activation, no norm)."""
-    relu = isinstance(step.activation, nn.ReLU) or step.activation in _RELU_FUNCTIONS
-    return not step.is_conv and step.head != "softmax" and step.norm is None and (step.activation is None or relu)
-
-
-def layer_step_statistics(
-    step: LayerStep, neurons: Tensor, n_inputs: int, *, fence: float, sign: str
-) -> tuple[Tensor, Tensor]:
-    """Outlier counts and sums of ω over inputs for ``neurons``, from the collected statistics.
-
-    For a Linear step with a ReLU (or no activation) each row of ω is exactly the weight row ``W̃[n]`` (gate 1)
-    or zero (gate 0, never an outlier), so the outliers of ``W̃[n]`` are found once and counted for each open
-    gate. Other steps compute ω in chunks of neurons.
-
-    Returns
-    -------
-    counts : Tensor of shape (S, K), int64
-    omega_sum : Tensor of shape (S, K), float64
-    """
-    if _binary_gates(step):
-        rows = _linear_rows(step, neurons)
-        if step.activation is None:
-            open_gates = torch.full((len(neurons),), n_inputs, dtype=torch.int64, device=rows.device)
-        else:
-            open_gates = torch.cat(step.stats)[:, neurons].sum(dim=0).round().to(torch.int64)
-        mask = outlier_mask(rows, fence=fence, sign=sign)
-        return mask * open_gates.unsqueeze(1), rows.to(torch.float64) * open_gates.unsqueeze(1)
-    counts, sums = [], []
-    chunk = max(1, _CHUNK_ELEMENTS // (n_inputs * step.lower.n_neurons))
-    for start in range(0, len(neurons), chunk):
-        omega = layer_step_relevance(step, neurons[start : start + chunk], n_inputs)
-        counts.append(outlier_mask(omega, fence=fence, sign=sign).sum(dim=1))
-        sums.append(omega.sum(dim=1, dtype=torch.float64))
-    return torch.cat(counts), torch.cat(sums)
-

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from ._version import __version__
 from .graph import DependencyGraph, node_key
-from .closed_form import LayerStep, collect, layer_step_relevance, layer_step_statistics, plan_layer_steps
+from .closed_form import ClosedFormStep, LayerStep, plan_closed_form
 from .levels import (
     SOFTMAX,
     LevelInfo,
@@ -108,10 +108,11 @@ class StepwiseSensitivity:
         The dimension that indexes neurons in levels with more than two dimensions (for example 2 for the
         (N, T, D) activations of a transformer).
     closed_form : bool, default=True
-        Compute single-layer steps (pass-through pooling/dropout/flatten, one Conv or Linear, optional BatchNorm
-        and elementwise activation, or the softmax on top) by their exact closed form from statistics gathered
-        in one forward pass (:mod:`stepwise.closed_form`) for the ``gradient`` and ``guided`` rules. ``False``
-        uses autograd for every step; both give the same ω.
+        Compute single-layer steps (pooling, dropout or flatten, then one Conv or Linear layer with an optional
+        BatchNorm and elementwise activation, or the softmax on top) and residual blocks by their exact closed
+        form from statistics gathered in one forward pass (:mod:`stepwise.closed_form`): single-layer steps for
+        the ``gradient`` and ``guided`` rules, blocks for ``gradient``. ``False`` uses autograd for every step;
+        both give the same ω.
 
     Examples
     --------
@@ -155,7 +156,7 @@ class StepwiseSensitivity:
         self.progress = check_bool(progress, "progress", _OWNER)
         self.channel_dim = check_int(channel_dim, "channel_dim", _OWNER, low=1)
         self.closed_form = check_bool(closed_form, "closed_form", _OWNER)
-        self._resolved: dict[tuple, tuple[list[LevelInfo], dict[int, LayerStep]]] = {}
+        self._resolved: dict[tuple, tuple[list[LevelInfo], dict[int, ClosedFormStep]]] = {}
 
     def __repr__(self) -> str:
         return (
@@ -165,7 +166,7 @@ class StepwiseSensitivity:
 
     # ---------------------------------------------------------------------------------------------- set-up
 
-    def _prepare(self, inputs: object) -> tuple[Tensor, list[LevelInfo], dict[int, LayerStep], int]:
+    def _prepare(self, inputs: object) -> tuple[Tensor, list[LevelInfo], dict[int, ClosedFormStep], int]:
         """Stack and check the inputs, resolve the levels and the closed-form steps (cached per input
         signature), pick the batch size."""
         data = _stack_inputs(inputs)
@@ -181,8 +182,11 @@ class StepwiseSensitivity:
         if key not in self._resolved:
             example = data[:2].to(device)
             infos = resolve_levels(self.model, example, self.levels, channel_dim=self.channel_dim)
-            use_closed_form = self.closed_form and self.rule in ("gradient", "guided")
-            self._resolved[key] = (infos, plan_layer_steps(self.model, infos) if use_closed_form else {})
+            plan = plan_closed_form(self.model, infos) if self.closed_form else {}
+            if self.rule != "gradient":  # guided equals the gradient only without an nn.ReLU inside the step
+                kept = (LayerStep,) if self.rule == "guided" else ()
+                plan = {position: step for position, step in plan.items() if isinstance(step, kept)}
+            self._resolved[key] = (infos, plan)
         infos, plan = self._resolved[key]
         batch_size = self.batch_size
         if batch_size is None:
@@ -260,11 +264,11 @@ class StepwiseSensitivity:
             bar.update(1)
         return _StepStats(counts, omega_sum, torch.cat(kept, dim=1) if keep_omega else None)
 
-    def _collect(self, data: Tensor, batch_size: int, steps: dict[int, LayerStep], bar: Any) -> None:
+    def _collect(self, data: Tensor, batch_size: int, steps: dict[int, ClosedFormStep], bar: Any) -> None:
         """One streamed forward pass without gradients that gathers the statistics of the closed-form steps."""
         device, _ = model_device_dtype(self.model)
         top = steps[max(steps)].upper.module  # None when the model output is needed (softmax, output)
-        hooks = collect(steps.values())
+        hooks = [hook for step in steps.values() for hook in step.hooks()]
         with torch.no_grad():
             for start in range(0, len(data), batch_size):
                 forward_pass(self.model, data[start : start + batch_size].to(device), hooks, stop_after=top)
@@ -280,27 +284,28 @@ class StepwiseSensitivity:
             )
         chosen = self._neurons(infos[up_index], neurons)
         n_batches = -(-len(data) // batch_size)
-        layer_step = plan.get(up_index) if up_index == low_index + 1 else None
+        closed_step = plan.get(up_index) if up_index == low_index + 1 else None
         with analysis_mode(self.model, owner=_OWNER), tqdm(
             total=n_batches, disable=not self.progress, desc=f"{lower} <- {upper}"
         ) as bar:
-            if layer_step is None:
+            if closed_step is None:
                 return self._step(
                     data, batch_size, infos[low_index], infos[up_index], chosen, keep_omega=keep_omega, bar=bar
                 )
             try:
-                self._collect(data, batch_size, {up_index: layer_step}, bar)
-                return self._layer_step(layer_step, chosen, len(data), keep_omega=keep_omega)
+                self._collect(data, batch_size, {up_index: closed_step}, bar)
+                return self._closed_step(closed_step, chosen, len(data), keep_omega=keep_omega)
             finally:
-                layer_step.stats.clear()
+                closed_step.clear()
 
-    def _layer_step(self, step: LayerStep, neurons: list[int], n_inputs: int, *, keep_omega: bool) -> _StepStats:
-        index = torch.tensor(neurons, dtype=torch.long, device=step.layer.weight.device)
+    def _closed_step(self, step: ClosedFormStep, neurons: list[int], n_inputs: int, *, keep_omega: bool) -> _StepStats:
+        device, _ = model_device_dtype(self.model)
+        index = torch.tensor(neurons, dtype=torch.long, device=device)
         if keep_omega:
-            omega = layer_step_relevance(step, index, n_inputs)
+            omega = step.relevance(index, n_inputs)
             counts = outlier_mask(omega, fence=self.fence, sign=self.sign).sum(dim=1)
             return _StepStats(counts, omega.sum(dim=1, dtype=torch.float64), omega)
-        counts, omega_sum = layer_step_statistics(step, index, n_inputs, fence=self.fence, sign=self.sign)
+        counts, omega_sum = step.statistics(index, n_inputs, fence=self.fence, sign=self.sign)
         return _StepStats(counts, omega_sum, None)
 
     def relevance(self, inputs: object, *, upper: str, lower: str, neurons: object) -> Tensor:
@@ -430,7 +435,7 @@ class StepwiseSensitivity:
                 self._traverse(data, batch_size, infos, plan, targets, start, graph, bar)
             finally:
                 for step in plan.values():
-                    step.stats.clear()
+                    step.clear()
         return DependencyGraph(graph)
 
     def _traverse(
@@ -438,7 +443,7 @@ class StepwiseSensitivity:
         data: Tensor,
         batch_size: int,
         infos: list[LevelInfo],
-        plan: dict[int, LayerStep],
+        plan: dict[int, ClosedFormStep],
         targets: dict[int, set[int]],
         start: int,
         graph: nx.DiGraph,
@@ -458,7 +463,7 @@ class StepwiseSensitivity:
             upper, lower = infos[position], infos[position - 1]
             bar.set_postfix_str(f"{lower.name} <- {upper.name} ({len(current)} neurons)")
             if position in plan:
-                stats = self._layer_step(plan[position], current, len(data), keep_omega=False)
+                stats = self._closed_step(plan[position], current, len(data), keep_omega=False)
             else:
                 stats = self._step(data, batch_size, lower, upper, current, keep_omega=False, bar=bar)
             counts = stats.counts.cpu().numpy()

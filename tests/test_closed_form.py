@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import CASES, assert_rows_close, build_case, heavy_tailed, sequential_chain, with_softmax
+from conftest import CASES, BasicBlock, assert_rows_close, build_case, heavy_tailed, sequential_chain, with_softmax
 from reference import naive_relevance
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 import stepwise
-from stepwise.closed_form import plan_layer_steps
+from stepwise.closed_form import BlockStep, LayerStep, plan_closed_form
 from stepwise.levels import resolve_levels
 
 
@@ -93,15 +93,44 @@ def _batchnorm_statistics(model: nn.Module) -> None:
             m.weight.data.copy_(torch.randn(m.num_features, generator=generator))  # negative scales too
 
 
-@pytest.mark.parametrize("name", sorted(LAYER_STEPS))
-def test_layer_step_equals_autograd(name: str) -> None:
-    factory, shape, lower, upper = LAYER_STEPS[name]
+class PlainBlock(nn.Module):
+    """A residual block without a final activation, with a GELU inside."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(4, 5, 3, padding=1)
+        self.act = nn.GELU()
+        self.conv2 = nn.Conv2d(5, 4, 3, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv2(self.act(self.conv1(x))) + x
+
+
+BLOCK_STEPS = {
+    "two convs": (lambda: _net(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 5, 3), nn.ReLU()), (3, 9, 9), "input", "3"),
+    "basic block": (lambda: _net(nn.Conv2d(3, 6, 3), nn.ReLU(), BasicBlock(6, 6)), (3, 10, 10), "1", "2"),
+    "basic block after maxpool": (
+        lambda: _net(nn.Conv2d(3, 6, 3), nn.ReLU(), nn.MaxPool2d(3, 2, 1), BasicBlock(6, 6)),
+        (3, 11, 11),
+        "1",
+        "3",
+    ),
+    "downsampling block": (lambda: _net(nn.Conv2d(3, 4, 3), nn.ReLU(), BasicBlock(4, 7, stride=2)), (3, 11, 12), "1", "2"),
+    "block without final activation": (lambda: _net(nn.Conv2d(3, 4, 3), nn.ReLU(), PlainBlock()), (3, 8, 8), "1", "2"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(LAYER_STEPS) + sorted(BLOCK_STEPS))
+def test_closed_form_equals_autograd(name: str) -> None:
+    factory, shape, lower, upper = {**LAYER_STEPS, **BLOCK_STEPS}[name]
     model = factory()
     _batchnorm_statistics(model)
     inputs = torch.randn((6,) + shape, dtype=torch.float64)
     levels = [lower, upper]
     infos = resolve_levels(model, inputs[:2], levels)
-    assert list(plan_layer_steps(model, infos)) == [1], "the step should be computed in closed form"
+    plan = plan_closed_form(model, infos)
+    assert list(plan) == [1], "the step should be computed in closed form"
+    assert isinstance(plan[1], BlockStep if name in BLOCK_STEPS else LayerStep)
     ssa = stepwise.StepwiseSensitivity(model, levels, batch_size=4)
     width = infos[1].n_neurons
     omega = ssa.relevance(inputs, upper=upper, lower=lower, neurons=range(width))
@@ -122,7 +151,12 @@ def test_layer_step_equals_autograd(name: str) -> None:
 
 
 NOT_LAYER_STEPS = {
-    "two convs": (lambda: _net(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.ReLU()), (3, 9, 9), "input", "3"),
+    "three convs": (
+        lambda: _net(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.ReLU()),
+        (3, 9, 9),
+        "input",
+        "5",
+    ),
     "avgpool with padding": (
         lambda: _net(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AvgPool2d(3, padding=1), nn.Conv2d(4, 5, 3), nn.ReLU()),
         (3, 9, 9),
@@ -141,19 +175,19 @@ def test_other_steps_use_autograd(name: str) -> None:
     model = factory()
     inputs = torch.randn((5,) + shape, dtype=torch.float64)
     infos = resolve_levels(model, inputs[:2], [lower, upper])
-    assert plan_layer_steps(model, infos) == {}
+    assert plan_closed_form(model, infos) == {}
     omega = stepwise.StepwiseSensitivity(model, [lower, upper]).relevance(inputs, upper=upper, lower=lower, neurons=[0, 1])
     expected = naive_relevance(with_softmax(sequential_chain(model)), inputs, lower, upper, [0, 1])
     assert_rows_close(omega, expected, 1e-10)
 
 
 def test_plans_of_the_test_models() -> None:
-    # The ResNet's block steps have two convolutions (its top step is pooling, fc and softmax); the MLP's middle step mixes units by a permute.
-    expected = {"sequential": [1, 2, 3, 4], "vgg": [1, 2, 3, 4, 5], "resnet": [5], "mlp": [1, 3]}
+    # The ResNet's steps are blocks, its top step is pooling, fc and softmax; the MLP's middle step mixes units by a permute.
+    expected = {"sequential": [1, 2, 3, 4], "vgg": [1, 2, 3, 4, 5], "resnet": [1, 2, 3, 4, 5], "mlp": [1, 3]}
     for case in CASES:
         model, _, inputs, levels = build_case(case)
         infos = resolve_levels(model, inputs[:2], levels)
-        assert sorted(plan_layer_steps(model, infos)) == expected[case], case
+        assert sorted(plan_closed_form(model, infos)) == expected[case], case
 
 
 def test_rules_without_closed_form_use_autograd() -> None:
