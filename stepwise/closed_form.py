@@ -289,38 +289,73 @@ class BlockStep(ClosedFormStep):
     def relevance(self, neurons: Tensor, n_inputs: int) -> Tensor:
         inner, outer = torch.cat(self.inner), torch.cat(self.outer)
         dtype = self.first.layer.weight.dtype
-        conv2 = self.second.layer
-        w1 = self.first.layer.weight.flatten(2)  # (C_mid, K, O1)
-        w2 = conv2.weight[neurons].flatten(2)  # (S, C_mid, O2)
+        w1 = self.first.layer.weight  # (C_mid, K, kh1, kw1)
+        w2 = self.second.layer.weight[neurons].flatten(2)  # (S, C_mid, O2)
         a1, a2 = self.first.scale(), self.second.scale()
         if a1 is not None:
-            w1 = w1 * a1.view(-1, 1, 1)
-        rows = []
-        positions_out, columns_per_input = outer[0, 0].numel(), w1.shape[0] * w2.shape[2]
-        per_input = columns_per_input * positions_out + len(neurons) * (columns_per_input + positions_out)
+            w1 = w1 * a1.view(-1, 1, 1, 1)
+        middle = inner.shape[1:]  # (C_mid, H_mid, W_mid)
+        per_input = len(neurons) * w2.shape[2] * (middle.numel() // middle[0] + middle[0]) + middle.numel()
         chunk = max(1, _CHUNK_ELEMENTS // per_input)
+        rows = []
         for start in range(0, n_inputs, chunk):
             g1 = inner[start : start + chunk].to(dtype)
-            g2 = outer[start : start + chunk][:, neurons].to(dtype).flatten(2)  # (B, S, P)
-            correlations = []
-            for mask in self._inner_validity(g1):  # one per Conv1 offset o1
-                columns = F.unfold(g1 * mask, conv2.kernel_size, conv2.dilation, self.second.padding(), conv2.stride)
-                t = torch.bmm(g2, columns.transpose(1, 2)).view(len(g1), len(neurons), w2.shape[1], w2.shape[2])
-                correlations.append(torch.einsum("bsmo,smo->bsm", t, w2))  # Σ_o2 W2[n, m, o2] T[.., o2, o1]
-            u = torch.stack(correlations, dim=3)  # (B, S, C_mid, O1)
-            main = torch.einsum("bsmo,mko->bsk", u, w1)
+            g2 = outer[start : start + chunk][:, neurons].to(dtype)  # (B, S, *out)
+            t = self._correlations(self._spread(g2, g1.shape[2:]), g1)  # (B, S, O2, C_mid, kh1, kw1)
+            u = torch.einsum("bsomij,smo->bsmij", t, w2)  # Σ_o2 W2[n, m, o2] T[i, n, m, o2, o1]
+            main = torch.einsum("bsmij,mkij->bsk", u, w1)
             if a2 is not None:
                 main = main * a2[neurons].view(1, -1, 1)
-            rows.append(main + self._skip(g2, neurons))
+            rows.append(main + self._skip(g2.flatten(2), neurons))
         positions = math.prod(self.upper.shape[1:]) * math.prod(self.lower.shape[1:])
         return torch.cat(rows).transpose(0, 1) / positions
 
-    def _inner_validity(self, g1: Tensor) -> list[Tensor]:
-        """For each Conv1 offset o1, the mask of middle positions q whose read q·s − pad + o1·d lies inside."""
+    def _spread(self, g2: Tensor, middle: torch.Size) -> Tensor:
+        """H[i, n, o2, q] = G2[i, n, p] where Conv2's offset o2 reads middle position q from output position p
+        (0 where no output position reads q with that offset): a transposed convolution with one-hot kernels."""
+        conv2 = self.second.layer
+        (kh, kw), (pad_h, pad_w) = conv2.kernel_size, self.second.padding()
+        batch, size = g2.shape[:2]
+        one_hot = torch.eye(kh * kw, dtype=g2.dtype, device=g2.device).view(1, kh * kw, kh, kw)
+        full = F.conv_transpose2d(g2.flatten(0, 1).unsqueeze(1), one_hot, stride=conv2.stride, dilation=conv2.dilation)
+        # ``full`` is indexed by q + padding; keep q in [0, size of the middle activation).
+        h = F.pad(full, (-pad_w, middle[1] - full.shape[3] + pad_w, -pad_h, middle[0] - full.shape[2] + pad_h))
+        return h.view(batch, size, kh * kw, *middle)
+
+    def _correlations(self, h: Tensor, g1: Tensor) -> Tensor:
+        """T[i, n, o2, m, o1] = Σ_q H[i, n, o2, q] G1[i, m, q] V1(q, o1).
+
+        V1 is separable, 1 except on a few border rows (for the offset's row) and columns (for its column), so
+        T is the full correlation minus the border rows and columns, plus their crossings."""
+        batch, size, offsets, height, width = h.shape
         kh, kw = self.first.layer.kernel_size
-        rows = self.first.valid(0, g1.shape[2], g1)  # (kh, H_mid)
-        cols = self.first.valid(1, g1.shape[3], g1)  # (kw, W_mid)
-        return [rows[i].view(-1, 1) * cols[j].view(1, -1) for i in range(kh) for j in range(kw)]
+        h = h.flatten(1, 2)  # (B, S·O2, H, W)
+
+        def correlate(rows: Tensor | slice, cols: Tensor | slice) -> Tensor:
+            left = h[:, :, rows][..., cols].flatten(2)
+            right = g1[:, :, rows][..., cols].flatten(2)
+            return torch.bmm(left, right.transpose(1, 2))  # (B, S·O2, C_mid)
+
+        def outside(valid: Tensor) -> list[Tensor | None]:
+            return [None if bool(v.all()) else (v == 0).nonzero().flatten() for v in valid]
+
+        bad_rows = outside(self.first.valid(0, height, g1))
+        bad_cols = outside(self.first.valid(1, width, g1))
+        full = correlate(slice(None), slice(None))
+        by_row = [None if r is None else correlate(r, slice(None)) for r in bad_rows]
+        by_col = [None if c is None else correlate(slice(None), c) for c in bad_cols]
+        t = full.new_empty(batch, size * offsets, g1.shape[1], kh, kw)
+        for i, r in enumerate(bad_rows):
+            for j, c in enumerate(bad_cols):
+                value = full
+                if r is not None:
+                    value = value - by_row[i]
+                if c is not None:
+                    value = value - by_col[j]
+                if r is not None and c is not None:
+                    value = value + correlate(r, c)
+                t[..., i, j] = value
+        return t.view(batch, size, offsets, g1.shape[1], kh, kw)
 
     def _skip(self, g2: Tensor, neurons: Tensor) -> Tensor:
         """skip[i, n, k] for a batch of G2 (B, S, P)."""
