@@ -287,7 +287,7 @@ class BlockStep(ClosedFormStep):
         self.outer.clear()
 
     def relevance(self, neurons: Tensor, n_inputs: int) -> Tensor:
-        inner, outer = torch.cat(self.inner), torch.cat(self.outer)
+        inner, outer = self._masks()
         dtype = self.first.layer.weight.dtype
         w1 = self.first.layer.weight  # (C_mid, K, kh1, kw1)
         w2 = self.second.layer.weight[neurons].flatten(2)  # (S, C_mid, O2)
@@ -301,8 +301,7 @@ class BlockStep(ClosedFormStep):
         for start in range(0, n_inputs, chunk):
             g1 = inner[start : start + chunk].to(dtype)
             g2 = outer[start : start + chunk][:, neurons].to(dtype)  # (B, S, *out)
-            t = self._correlations(self._spread(g2, g1.shape[2:]), g1)  # (B, S, O2, C_mid, kh1, kw1)
-            u = torch.einsum("bsomij,smo->bsmij", t, w2)  # Σ_o2 W2[n, m, o2] T[i, n, m, o2, o1]
+            u = self._weighted_correlations(self._spread(g2, g1.shape[2:]), g1, w2)  # (B, S, C_mid, kh1, kw1)
             main = torch.einsum("bsmij,mkij->bsk", u, w1)
             if a2 is not None:
                 main = main * a2[neurons].view(1, -1, 1)
@@ -310,23 +309,41 @@ class BlockStep(ClosedFormStep):
         positions = math.prod(self.upper.shape[1:]) * math.prod(self.lower.shape[1:])
         return torch.cat(rows).transpose(0, 1) / positions
 
+    def _masks(self) -> tuple[Tensor, Tensor]:
+        """G1 and G2 of every input, concatenated once."""
+        if len(self.inner) > 1:
+            self.inner[:] = [torch.cat(self.inner)]
+            self.outer[:] = [torch.cat(self.outer)]
+        return self.inner[0], self.outer[0]
+
     def _spread(self, g2: Tensor, middle: torch.Size) -> Tensor:
         """H[i, n, o2, q] = G2[i, n, p] where Conv2's offset o2 reads middle position q from output position p
-        (0 where no output position reads q with that offset): a transposed convolution with one-hot kernels."""
+        (0 where no output position reads q with that offset)."""
         conv2 = self.second.layer
-        (kh, kw), (pad_h, pad_w) = conv2.kernel_size, self.second.padding()
-        batch, size = g2.shape[:2]
-        one_hot = torch.eye(kh * kw, dtype=g2.dtype, device=g2.device).view(1, kh * kw, kh, kw)
-        full = F.conv_transpose2d(g2.flatten(0, 1).unsqueeze(1), one_hot, stride=conv2.stride, dilation=conv2.dilation)
-        # ``full`` is indexed by q + padding; keep q in [0, size of the middle activation).
-        h = F.pad(full, (-pad_w, middle[1] - full.shape[3] + pad_w, -pad_h, middle[0] - full.shape[2] + pad_h))
-        return h.view(batch, size, kh * kw, *middle)
+        (kh, kw), padding = conv2.kernel_size, self.second.padding()
+        h = g2.new_zeros(*g2.shape[:2], kh * kw, *middle)
 
-    def _correlations(self, h: Tensor, g1: Tensor) -> Tensor:
-        """T[i, n, o2, m, o1] = Σ_q H[i, n, o2, q] G1[i, m, q] V1(q, o1).
+        def reads(dim: int, offset: int) -> tuple[slice, slice]:
+            """Output positions p whose read q = p·stride − pad + offset·dilation lies inside, and those q."""
+            stride, shift = conv2.stride[dim], offset * conv2.dilation[dim] - padding[dim]
+            first = max(0, -(shift // stride))  # ceil(-shift / stride)
+            last = min(g2.shape[2 + dim] - 1, (middle[dim] - 1 - shift) // stride)
+            if last < first:
+                return slice(0, 0), slice(0, 0)
+            return slice(first, last + 1), slice(first * stride + shift, last * stride + shift + 1, stride)
+
+        for i in range(kh):
+            p_rows, q_rows = reads(0, i)
+            for j in range(kw):
+                p_cols, q_cols = reads(1, j)
+                h[:, :, i * kw + j, q_rows, q_cols] = g2[:, :, p_rows, p_cols]
+        return h
+
+    def _weighted_correlations(self, h: Tensor, g1: Tensor, w2: Tensor) -> Tensor:
+        """U[i, n, m, o1] = Σ_o2 W2[n, m, o2] Σ_q H[i, n, o2, q] G1[i, m, q] V1(q, o1).
 
         V1 is separable, 1 except on a few border rows (for the offset's row) and columns (for its column), so
-        T is the full correlation minus the border rows and columns, plus their crossings."""
+        the sum over q is the full correlation minus the border rows and columns, plus their crossings."""
         batch, size, offsets, height, width = h.shape
         kh, kw = self.first.layer.kernel_size
         h = h.flatten(1, 2)  # (B, S·O2, H, W)
@@ -334,7 +351,8 @@ class BlockStep(ClosedFormStep):
         def correlate(rows: Tensor | slice, cols: Tensor | slice) -> Tensor:
             left = h[:, :, rows][..., cols].flatten(2)
             right = g1[:, :, rows][..., cols].flatten(2)
-            return torch.bmm(left, right.transpose(1, 2))  # (B, S·O2, C_mid)
+            t = torch.bmm(left, right.transpose(1, 2)).view(batch, size, offsets, -1)  # (B, S, O2, C_mid)
+            return torch.einsum("bsom,smo->bsm", t, w2)
 
         def outside(valid: Tensor) -> list[Tensor | None]:
             return [None if bool(v.all()) else (v == 0).nonzero().flatten() for v in valid]
@@ -344,7 +362,7 @@ class BlockStep(ClosedFormStep):
         full = correlate(slice(None), slice(None))
         by_row = [None if r is None else correlate(r, slice(None)) for r in bad_rows]
         by_col = [None if c is None else correlate(slice(None), c) for c in bad_cols]
-        t = full.new_empty(batch, size * offsets, g1.shape[1], kh, kw)
+        u = full.new_empty(batch, size, g1.shape[1], kh, kw)
         for i, r in enumerate(bad_rows):
             for j, c in enumerate(bad_cols):
                 value = full
@@ -354,8 +372,8 @@ class BlockStep(ClosedFormStep):
                     value = value - by_col[j]
                 if r is not None and c is not None:
                     value = value + correlate(r, c)
-                t[..., i, j] = value
-        return t.view(batch, size, offsets, g1.shape[1], kh, kw)
+                u[..., i, j] = value
+        return u
 
     def _skip(self, g2: Tensor, neurons: Tensor) -> Tensor:
         """skip[i, n, k] for a batch of G2 (B, S, P)."""
