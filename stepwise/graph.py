@@ -453,7 +453,9 @@ class DependencyGraph:
     __hash__ = None  # type: ignore[assignment]  # mutable through nodes/edges views
 
     def __repr__(self) -> str:
+        target = self.target
+        shown = f"[{len(target)} neurons]" if isinstance(target, list) and len(target) > 3 else repr(target)
         return (
-            f"DependencyGraph(target={self.target!r}, levels={len(self.levels)}, "
+            f"DependencyGraph(target={shown}, levels={len(self.levels)}, "
             f"nodes={self._graph.number_of_nodes()}, edges={self._graph.number_of_edges()})"
         )
