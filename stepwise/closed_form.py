@@ -148,6 +148,14 @@ class _Unit:
         return counts.flatten(2)
 
 
+def _check_finite(z: Tensor, level: LevelInfo) -> None:
+    if not torch.isfinite(z).all():
+        raise ValueError(
+            f"Level {level.name!r} holds NaN or Inf values for some inputs: check the inputs and the model weights "
+            "for non-finite values."
+        )
+
+
 def _scaled(omega: Tensor, scale: Tensor | None, neurons: Tensor) -> Tensor:
     return omega if scale is None else omega * scale[neurons].view(-1, 1, 1)
 
@@ -200,6 +208,7 @@ class LayerStep(ClosedFormStep):
 
         def record(module: nn.Module, args: tuple, output: Tensor) -> None:
             z = output.detach()
+            _check_finite(z, self.upper)
             if self.head == "softmax":
                 self.stats.append(torch.softmax(z, dim=1))
             elif self.unit.is_conv:
@@ -275,6 +284,7 @@ class BlockStep(ClosedFormStep):
 
         def record_outer(module: nn.Module, args: tuple, output: Tensor) -> None:
             out = output.detach()
+            _check_finite(out, self.upper)
             self.outer.append(out > 0 if self.final_relu else torch.ones_like(out, dtype=torch.bool))
 
         hooks = [self.first.size_hook(), self.second.size_hook(), (self.first.gate_module, record_inner)]

@@ -160,6 +160,19 @@ def test_non_finite_activation_is_named() -> None:
         stepwise.StepwiseSensitivity(model, ["1", "softmax"]).dependency_graph(torch.ones(3, 3), target=0)
 
 
+def test_non_finite_activation_in_a_later_batch_is_named() -> None:
+    """The levels are checked on the first inputs; later batches are checked as they stream, on every path."""
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 3)).eval()
+    with torch.no_grad():
+        model[0].weight.fill_(1.0)
+    inputs = torch.ones(6, 3)
+    inputs[5] = 2e38  # finite, but 3 · 2e38 overflows float32 in the first layer
+    for closed_form in (True, False):
+        ssa = stepwise.StepwiseSensitivity(model, ["1", "softmax"], batch_size=2, closed_form=closed_form)
+        with pytest.raises(ValueError, match=r"holds NaN or Inf values"):
+            ssa.dependency_graph(inputs, target=0)
+
+
 def test_bad_steps() -> None:
     ssa, x = _ssa(), _vgg()[1]
     with pytest.raises(ValueError, match=r"lower='softmax' must be below upper='features.3'"):
