@@ -231,6 +231,9 @@ class LayerStep(ClosedFormStep):
         if self.head == "softmax":
             p = torch.cat(self.stats)  # (N, C)
             rows = self._rows(torch.arange(weight.shape[0], device=weight.device))  # (C, K)
+            scale = self.unit.scale()
+            if scale is not None:
+                rows = rows * scale.unsqueeze(1)
             mixed = p @ rows  # Σ_m p[i, m] W̃[m, k]
             return p[:, neurons].T.unsqueeze(2) * (rows[neurons].unsqueeze(1) - mixed.unsqueeze(0))
         if self.unit.is_conv:
@@ -392,7 +395,7 @@ class BlockStep(ClosedFormStep):
             return g2.new_zeros(batch, size, k)
         if self.downsample is None:
             skip = g2.new_zeros(batch, size, k)
-            skip[:, torch.arange(size), neurons] = g2.sum(dim=2)
+            skip[:, torch.arange(size, device=g2.device), neurons] = g2.sum(dim=2)
             return skip
         spatial = g2.view(batch, size, *self.upper.shape[1:])
         counts = self.downsample.window_counts(spatial)  # (B, S, O)

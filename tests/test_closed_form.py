@@ -80,6 +80,7 @@ LAYER_STEPS = {
     ),
     "logits": (lambda: _net(nn.Linear(5, 8), nn.ReLU(), nn.Dropout(), nn.Linear(8, 4)), (5,), "1", "3"),
     "softmax": (lambda: _net(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 4)), (5,), "1", "softmax"),
+    "batchnorm softmax": (lambda: _net(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 4), nn.BatchNorm1d(4)), (5,), "1", "softmax"),
     "flatten softmax": (lambda: _net(nn.Conv2d(2, 3, 3), nn.ReLU(), nn.Flatten(), nn.Linear(27, 4)), (2, 5, 5), "1", "softmax"),
 }  # fmt: skip
 
