@@ -203,7 +203,10 @@ def plot_patches(
     else:
         if isinstance(levels, str) or not isinstance(levels, Sequence):
             raise TypeError(f"levels must be a list of level names or None; got {type(levels).__name__}.")
-        drawn = [ranking._check_level(name) for name in levels]
+        drawn = list(levels)
+        unknown = [name for name in drawn if name not in ranking.levels]
+        if unknown:
+            raise ValueError(f"levels {unknown} are not in the ranking, whose levels are {ranking.levels}.")
     top = ranking.top(metric, k)
 
     fig, ax = plt.subplots(figsize=(6, 6)) if ax is None else (ax.figure, ax)

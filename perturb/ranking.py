@@ -49,10 +49,14 @@ METRICS = (
 OUTPUTS = ("probability", "logit")
 _WEIGHT_METRICS = ("weight_sum", "weight_variance")
 _OWNER = "perturb.rank_neurons"
-#: Bytes of captured activations per batch that the automatic batch size aims at.
-_BATCH_BYTES = 1 << 30
-#: Columns of a level's (batch, neurons * positions) activation processed at a time (bounds the float64 copy).
-_CHUNK = 1 << 17
+#: Bytes of captured activations held at once: the statistics are updated once per group of this size.
+_GROUP_BYTES = 1 << 30
+#: Largest captured activation of one batch that the automatic batch size aims at. Larger blocks are mapped
+#: afresh from the operating system at each allocation (glibc's largest recycled block is 32 MiB), and the
+#: page faults then cost more than bigger batches save.
+_ALLOCATION_BYTES = 32 << 20
+#: Elements of float64 data processed at a time by the statistics (a block that stays in cache).
+_CHUNK = 1 << 19
 
 
 class NeuronRanking:
@@ -264,11 +268,21 @@ class _Sums:
         shift = first.to(torch.float64)
         return cls(shift, torch.zeros_like(shift), torch.zeros_like(shift), torch.zeros_like(shift))
 
-    def add(self, acts: Tensor, weights: Tensor) -> None:
-        """Add a batch: ``acts`` (b, K) in the model's dtype, ``weights`` (2, b) = [ones; o - o_shift]."""
-        for start in range(0, acts.shape[1], _CHUNK):
-            cols = slice(start, start + _CHUNK)
-            d = acts[:, cols] - self.shift[cols]
+    def add(self, parts: Sequence[Tensor], weights: Tensor) -> None:
+        """Add consecutive batches ``parts`` (b_j, K) in the model's dtype; ``weights`` (2, sum b_j) holds
+        ones and o - o_shift. Column blocks of all the batches are copied together into one float64 block,
+        so that each accumulator is read and written once per group rather than once per batch."""
+        rows = sum(len(part) for part in parts)
+        step = max(1, _CHUNK // rows)
+        block = torch.empty(rows, min(step, len(self.shift)), dtype=torch.float64, device=self.shift.device)
+        for start in range(0, len(self.shift), step):
+            cols = slice(start, start + step)
+            d = block[:, : min(step, len(self.shift) - start)]
+            row = 0
+            for part in parts:
+                d[row : row + len(part)].copy_(part[:, cols])
+                row += len(part)
+            d -= self.shift[cols]
             both = weights @ d
             self.s1[cols] += both[0]
             self.sxo[cols] += both[1]
@@ -293,18 +307,18 @@ def _finish(
 ) -> tuple[Tensor, Tensor]:
     """``correlation`` and ``precision`` of one level from its sums (o1, o2: shifted sums of o and o^2)."""
     mean_d = sums.s1 / n
-    var = ((sums.s2 - sums.s1 * mean_d) / n).clamp_(min=0).reshape(n_neurons, -1)
+    var = torch.addcmul(sums.s2 / n, mean_d, mean_d, value=-1.0).clamp_(min=0).reshape(n_neurons, -1)
     mean_o = o1 / n
-    var_o = max((o2 - o1 * mean_o) / n, 0.0)
-    cov = (sums.sxo / n - mean_d * mean_o).reshape(n_neurons, -1)
+    var_o = max(o2 / n - mean_o * mean_o, 0.0)
     varying = var > 0
-    if var_o > 0:
-        r = (cov.abs() / torch.sqrt(var * var_o)).clamp_(max=1.0)
-        r = torch.where(varying, r, torch.zeros_like(r))
-    else:
-        r = torch.zeros_like(var)
     counted = varying.sum(1)
-    correlation = torch.where(counted > 0, r.sum(1) / counted.clamp(min=1), torch.zeros_like(r[:, 0]))
+    if var_o > 0:
+        # |r| = |cov| / (std * std_o); positions that never vary hold 0 / 0 and are left out
+        r = (sums.sxo / n).sub_(mean_d, alpha=mean_o).abs_().reshape(n_neurons, -1)
+        r.div_(var.sqrt()).div_(math.sqrt(var_o)).clamp_(max=1.0).masked_fill_(~varying, 0.0)
+        correlation = r.sum(1) / counted.clamp(min=1)
+    else:
+        correlation = torch.zeros(n_neurons, dtype=torch.float64, device=var.device)
     mean_activation = (sums.shift + mean_d).reshape(n_neurons, -1).mean(1)
     precision = torch.where(
         mean_activation >= threshold, 1.0 / var.mean(1), torch.full_like(correlation, math.nan)
@@ -383,8 +397,15 @@ def _resolve(model: nn.Module, x: Tensor, levels: object) -> tuple[list[LevelInf
 
 
 def _auto_batch_size(levels: Sequence[LevelInfo], x: Tensor, n_samples: int) -> int:
-    per_input = 3 * x.element_size() * (sum(math.prod(info.shape) for info in levels) + x[0].numel())
-    return max(1, min(n_samples, _BATCH_BYTES // max(per_input, 1)))
+    """Resamples per forward pass: the largest captured activation of a batch within ``_ALLOCATION_BYTES``."""
+    largest = x.element_size() * max(math.prod(info.shape) for info in levels)
+    return max(1, min(n_samples, _ALLOCATION_BYTES // largest))
+
+
+def _group_size(levels: Sequence[LevelInfo], x: Tensor, batch_size: int) -> int:
+    """Resamples whose captured activations are held together: about ``_GROUP_BYTES``, at least one batch."""
+    per_input = x.element_size() * sum(math.prod(info.shape) for info in levels)
+    return max(batch_size, _GROUP_BYTES // per_input)
 
 
 def rank_neurons(
@@ -448,8 +469,9 @@ def rank_neurons(
         Your own resamples, n >= 2, each shaped like one input; ``n_samples``, ``sigma`` and ``seed`` are then
         unused.
     batch_size : int, optional
-        Resamples per forward pass; by default as many as fit about 1 GiB of captured activations. Scores do
-        not depend on it beyond floating-point rounding.
+        Resamples per forward pass; by default as many as keep the largest captured activation of a batch
+        within 32 MiB. Captured activations are held for about 1 GiB (at least one batch) before they are
+        added to the statistics. Scores do not depend on the batch size beyond floating-point rounding.
     progress : bool, default=False
         Show a progress bar over the resamples.
 
@@ -517,10 +539,14 @@ def rank_neurons(
         feeding = feeding_modules(model, x, ranked)
         batches = _batches(x, source, n_samples, sigma, batch_size)
         with tqdm(total=n_samples, disable=not progress, desc=_OWNER, unit="resample") as bar:
-            scores, outputs = _resample_scores(model, batches, ranked, top, target, output, threshold, bar)
-        clean = capture(model, x, ranked + [top])
+            streamed = _stream(model, x, batches, ranked, top, target, output, threshold,
+                               _group_size(ranked, x, batch_size), bar)  # fmt: skip
+    scores: dict[str, dict[str, Tensor]] = {metric: {} for metric in METRICS}
+    scores["correlation"], scores["precision"] = streamed.correlation, streamed.precision
     for info in ranked:
-        for metric, values in _baseline_scores(model, clean[info.name], info, feeding[info.name]).items():
+        for metric, values in _baseline_scores(
+            model, streamed.clean[info.name], info, feeding[info.name]
+        ).items():
             scores[metric][info.name] = values
     return NeuronRanking(
         levels=[info.name for info in ranked],
@@ -535,8 +561,8 @@ def rank_neurons(
         batch_size=batch_size,
         model=model,
         image=x,
-        outputs=outputs,
-        clean_output=float(_target_output(clean[OUTPUT], target, output)[0]),
+        outputs=streamed.outputs,
+        clean_output=float(_target_output(streamed.clean[OUTPUT], target, output)[0]),
         feeding=feeding,
     )
 
@@ -579,32 +605,62 @@ def _dims(shape: Sequence[int]) -> str:
     return ", ".join(str(d) for d in shape)
 
 
-def _resample_scores(
+@dataclasses.dataclass
+class _Streamed:
+    """What the streamed pass yields: two metrics per level, o per resample, the clean input's activations."""
+
+    correlation: dict[str, Tensor]
+    precision: dict[str, Tensor]
+    outputs: Tensor  # (n_samples,) float64
+    clean: dict[str, Tensor]  # each captured level on the clean input, shape (1, ...)
+
+
+def _stream(
     model: nn.Module,
+    x: Tensor,
     batches: Iterable[Tensor],
     ranked: list[LevelInfo],
     top: LevelInfo,
     target: int,
     output: str,
     threshold: float,
+    group_size: int,
     bar: tqdm,
-) -> tuple[dict[str, dict[str, Tensor]], Tensor]:
-    """``correlation`` and ``precision`` of every level from one streamed pass; also o per resample."""
+) -> _Streamed:
+    """One streamed pass: the clean input ``x`` rides in front of the first batch; batches are captured one at
+    a time and their statistics added once ``group_size`` resamples are held."""
+    levels = ranked + [top]
     sums: dict[str, _Sums] = {}
     outputs: list[Tensor] = []
+    group: list[dict[str, Tensor]] = []
+    clean: dict[str, Tensor] = {}
     o_shift = 0.0
+
+    def add_group() -> None:
+        o = torch.cat(outputs[-len(group) :])
+        weights = torch.stack([torch.ones_like(o), o - o_shift])
+        for info in ranked:
+            sums[info.name].add([_flat(acts[info.name], info) for acts in group], weights)
+        group.clear()
+
     for batch in batches:
-        acts = capture(model, batch, ranked + [top])
+        if not clean:
+            acts = capture(model, torch.cat([x, batch]), levels)
+            clean = {name: value[:1].clone() for name, value in acts.items()}
+            acts = {name: value[1:] for name, value in acts.items()}
+        else:
+            acts = capture(model, batch, levels)
         o = _target_output(acts[OUTPUT], target, output)
         if not outputs:
             o_shift = float(o[0])
             sums = {info.name: _Sums.start(_flat(acts[info.name][:1], info)[0]) for info in ranked}
         outputs.append(o)
-        weights = torch.stack([torch.ones_like(o), o - o_shift])
-        for info in ranked:
-            sums[info.name].add(_flat(acts[info.name], info), weights)
-        del acts
+        group.append(acts)
+        if sum(len(acts[OUTPUT]) for acts in group) >= group_size:
+            add_group()
         bar.update(len(batch))
+    if group:
+        add_group()
     o_all = torch.cat(outputs)
     n = len(o_all)
     o1, o2 = float((o_all - o_shift).sum()), float(((o_all - o_shift) ** 2).sum())
@@ -616,22 +672,41 @@ def _resample_scores(
             UserWarning,
             stacklevel=3,
         )
-    scores: dict[str, dict[str, Tensor]] = {metric: {} for metric in METRICS}
+    streamed = _Streamed({}, {}, o_all.cpu(), clean)
     for info in ranked:
         correlation, precision = _finish(sums[info.name], n, o1, o2, info.n_neurons, threshold)
-        scores["correlation"][info.name] = correlation.cpu()
-        scores["precision"][info.name] = precision.cpu()
-    return scores, o_all.cpu()
+        streamed.correlation[info.name] = correlation.cpu()
+        streamed.precision[info.name] = precision.cpu()
+    return streamed
 
 
 def _baseline_scores(model: nn.Module, clean: Tensor, info: LevelInfo, feeding: Feeding) -> dict[str, Tensor]:
     """APPLE's baselines for one level: activation sum and variance on the clean input, weight sum and variance."""
-    z = _flat(clean, info).reshape(info.n_neurons, -1).to(torch.float64)
-    scores = {"activation_sum": z.sum(1).cpu(), "activation_variance": z.var(1, correction=0).cpu()}
+    total, variance = _row_sum_and_variance(_flat(clean, info).reshape(info.n_neurons, -1))
+    scores = {"activation_sum": total, "activation_variance": variance}
     if feeding.module is None:
         nan = torch.full((info.n_neurons,), math.nan, dtype=torch.float64)
         scores.update(weight_sum=nan, weight_variance=nan.clone())
     else:
-        rows = neuron_weights(model.get_submodule(feeding.module)).to(torch.float64)
-        scores.update(weight_sum=rows.sum(1).cpu(), weight_variance=rows.var(1, correction=0).cpu())
+        total, variance = _row_sum_and_variance(neuron_weights(model.get_submodule(feeding.module)))
+        scores.update(weight_sum=total, weight_variance=variance)
     return scores
+
+
+def _row_sum_and_variance(rows: Tensor) -> tuple[Tensor, Tensor]:
+    """Sum and population variance of each row, in float64 on the CPU, by a two-pass computation in row chunks.
+
+    ``rows`` (n, m) in any floating dtype and on any device; the chunks keep the float64 copy small (a VGG16
+    classifier layer holds 10^8 weights).
+    """
+    values = rows.detach().cpu()
+    values = (values.float() if values.dtype == torch.bfloat16 else values).numpy()  # numpy has no bfloat16
+    total = values.sum(axis=1, dtype=np.float64)
+    mean = total / values.shape[1]
+    variance = np.empty_like(total)
+    step = max(1, _CHUNK // max(values.shape[1], 1))
+    for start in range(0, len(values), step):
+        centred = values[start : start + step].astype(np.float64)
+        centred -= mean[start : start + step, None]
+        variance[start : start + step] = np.einsum("ij,ij->i", centred, centred) / values.shape[1]
+    return torch.from_numpy(total), torch.from_numpy(variance)

@@ -129,8 +129,11 @@ def check_against_numpy(
     model_of, input_of, levels, target = CASES[name]
     model, image = model_of(), input_of()
     samples = perturb.resample(image, n_samples=N_SAMPLES, sigma=0.2, seed=5)
-    acts = captured(model, samples, levels)
-    clean = captured(model, image[None], levels)
+    # one batch, the clean input in front of the resamples, as rank_neurons runs them (so that a convolution
+    # rounds the same way in both computations)
+    both = captured(model, torch.cat([image[None], samples]), levels)
+    acts = {name: value[1:] for name, value in both.items()}
+    clean = {name: value[:1] for name, value in both.items()}
     o = target_output(model, samples, target, output)
     if threshold is None:  # between the mean activations, so that both precision branches occur
         threshold = float(np.median(numpy_scores(acts["1"], clean["1"][0], o, 0.0)["_mean_activation"]))
@@ -293,16 +296,43 @@ def test_same_seed_gives_identical_scores_and_the_seed_path_equals_samples() -> 
     assert (first.seed, first.sigma, given.seed, given.sigma, given.n_samples) == (9, 0.1, None, None, 12)
 
 
+def test_numpy_generator_and_fresh_seeds(capsys: pytest.CaptureFixture) -> None:
+    model, image = small_mlp(), mlp_input()
+    first = perturb.rank_neurons(model, image, target=0, n_samples=6, seed=np.random.default_rng(3))
+    again = perturb.rank_neurons(model, image, target=0, n_samples=6, seed=np.random.default_rng(3))
+    assert_identical(first.scores("correlation", "3"), again.scores("correlation", "3"))
+    fresh = perturb.rank_neurons(model, image, target=0, n_samples=6, seed=None, progress=True)
+    assert fresh.seed is None and len(fresh.outputs) == 6
+    assert "6/6" in capsys.readouterr().err  # the progress bar counts resamples
+
+
+@pytest.mark.parametrize(
+    "batch_size, group_bytes, chunk",
+    [
+        (5, None, None),  # five batches, all held in one group
+        (5, 1, None),  # one batch per group
+        (3, 12_000, 64),  # groups of one or two batches (12 kB of activations), blocks of a few columns
+    ],
+)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("name", ["cnn", "mlp"])
-def test_streaming_in_batches_equals_one_batch(name: str, dtype: torch.dtype) -> None:
+def test_streaming_in_batches_equals_one_batch(
+    name: str, dtype: torch.dtype, batch_size: int, group_bytes: int | None, chunk: int | None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
     model_of, input_of, levels, target = CASES[name]
     model, image = model_of().to(dtype), input_of().to(dtype)
     whole = perturb.rank_neurons(
         model, image, levels, target=target, n_samples=N_SAMPLES, batch_size=N_SAMPLES
     )
-    streamed = perturb.rank_neurons(model, image, levels, target=target, n_samples=N_SAMPLES, batch_size=5)
-    assert (whole.batch_size, streamed.batch_size) == (N_SAMPLES, 5)
+    if group_bytes is not None:
+        monkeypatch.setattr(perturb.ranking, "_GROUP_BYTES", group_bytes)
+    if chunk is not None:
+        monkeypatch.setattr(perturb.ranking, "_CHUNK", chunk)
+    streamed = perturb.rank_neurons(
+        model, image, levels, target=target, n_samples=N_SAMPLES, batch_size=batch_size
+    )
+    assert (whole.batch_size, streamed.batch_size) == (N_SAMPLES, batch_size)
     # float64 models: only the summation order differs. float32: a convolution may also round differently for
     # another batch size, which moves activations by about 1e-7 relative.
     rtol = 1e-10 if dtype == torch.float64 else 1e-4
@@ -312,6 +342,7 @@ def test_streaming_in_batches_equals_one_batch(name: str, dtype: torch.dtype) ->
                 continue
             np.testing.assert_allclose(streamed.scores(metric, level), whole.scores(metric, level), rtol=rtol,
                                        atol=rtol * 1e-2, err_msg=f"{metric} {level}")  # fmt: skip
+    np.testing.assert_allclose(streamed.outputs, whole.outputs, rtol=rtol)
 
 
 def test_constant_output_warns_and_scores_correlation_zero() -> None:
@@ -592,7 +623,7 @@ def test_hooks_removed_and_state_restored_after_raising_calls() -> None:
         failing = _train_mode_model(fails=True)
         failing_before = state_of(failing)
         with pytest.raises(
-            ValueError, match="The model raised RuntimeError on inputs of shape \\(4, 3, 8, 8\\)"
+            ValueError, match="The model raised RuntimeError on inputs of shape \\(5, 3, 8, 8\\)"
         ):
             perturb.rank_neurons(failing, cnn_image(), ["2", "5"], target=1, n_samples=4)
         with pytest.raises(ValueError, match="Neuron 9 is out of range"):

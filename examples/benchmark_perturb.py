@@ -1,0 +1,223 @@
+"""Benchmark: ``perturb.rank_neurons`` against the plain forward passes of the same resamples.
+
+On a VGG16-shaped network with random weights (``examples/networks.py``) and one random image, measured in one
+process, ``--repeats`` times, alternating:
+
+(a) the plain forward passes of the ``--samples`` resamples under ``torch.no_grad``, no hooks, in the batches
+    ``rank_neurons`` uses (its automatic batch size unless ``--batch-size`` is given); and, once, in one batch of
+    all the resamples, reported beside it;
+(b) the full ``perturb.rank_neurons`` call: every default level (the 15 Conv/Linear outputs after their ReLUs
+    and ``softmax``), all six metrics, the resamples drawn inside the call.
+
+The ratio is median (b) / median (a), the target is 1.3. The peak resident memory of each phase is sampled
+every 10 ms (Linux), and the machine's load average is recorded, since other processes slow both phases.
+
+Run ``python examples/benchmark_perturb.py`` (224x224, 50 resamples, 3 repeats); ``--size 32 --samples 4
+--repeats 1`` is a quick check. Results go to ``results/benchmarks/perturb_vgg16.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from networks import vgg16_shaped
+
+import perturb
+
+DEFAULT_OUTPUT = Path("results/benchmarks/perturb_vgg16.json")
+TARGET_RATIO = 1.3
+
+
+def _rss_bytes() -> int | None:
+    """The current resident set size (Linux), else None."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+@contextmanager
+def peak_memory(record: dict[str, float]) -> Iterator[None]:
+    """Sample the resident memory every 10 ms; store the peak (MB) and its rise over the start in ``record``."""
+    start = _rss_bytes()
+    peak = [start or 0]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.01):
+            peak[0] = max(peak[0], _rss_bytes() or 0)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        sampler.join()
+        if start is None:  # no /proc: the process-wide maximum, which includes earlier phases
+            record["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            record["rise_mb"] = float("nan")
+        else:
+            record["peak_mb"] = max(peak[0], _rss_bytes() or 0) / 2**20
+            record["rise_mb"] = record["peak_mb"] - start / 2**20
+
+
+def _forward(model: torch.nn.Module, samples: torch.Tensor, batch_size: int) -> float:
+    start = time.perf_counter()
+    with torch.no_grad():
+        for first in range(0, len(samples), batch_size):
+            model(samples[first : first + batch_size])
+    return time.perf_counter() - start
+
+
+def run(
+    *, size: int, samples: int, classes: int, batch_size: int | None, repeats: int, seed: int
+) -> dict[str, object]:
+    """Measure (a) and (b) and return the figures."""
+    model = vgg16_shaped(classes, seed=seed)
+    image = torch.rand(3, size, size, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        target = int(model(image[None]).argmax())
+    resamples = perturb.resample(image, n_samples=samples, seed=seed)
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+
+    # warm-up (allocator, kernels), which also fixes the batch size of both phases
+    ranking = perturb.rank_neurons(
+        model, image, target=target, n_samples=samples, seed=seed, batch_size=batch_size
+    )
+    batch = ranking.batch_size
+    _forward(model, resamples, batch)
+
+    forward_s, perturb_s = [], []
+    forward_memory: dict[str, float] = {}
+    perturb_memory: dict[str, float] = {}
+    for _ in range(repeats):
+        with peak_memory(forward_memory):
+            forward_s.append(_forward(model, resamples, batch))
+        with peak_memory(perturb_memory):
+            start = time.perf_counter()
+            ranking = perturb.rank_neurons(model, image, target=target, n_samples=samples, seed=seed,
+                                           batch_size=batch)  # fmt: skip
+            perturb_s.append(time.perf_counter() - start)
+    one_batch_s = _forward(model, resamples, samples)
+
+    forward, ranked = statistics.median(forward_s), statistics.median(perturb_s)
+    table = ranking.table()
+    return {
+        "benchmark": "perturb.rank_neurons vs plain forward passes",
+        "model": "vgg16_shaped",
+        "size": size,
+        "samples": samples,
+        "classes": classes,
+        "target": target,
+        "batch_size": batch,
+        "repeats": repeats,
+        "seed": seed,
+        "levels": ranking.levels,
+        "metrics": list(perturb.METRICS),
+        "neurons": len(table),
+        "forward_s": forward_s,
+        "perturb_s": perturb_s,
+        "forward_median_s": forward,
+        "perturb_median_s": ranked,
+        "forward_one_batch_s": one_batch_s,
+        "ratio": ranked / forward,
+        "ratio_best": min(perturb_s) / min(forward_s),
+        "target_ratio": TARGET_RATIO,
+        "meets_target": ranked / forward <= TARGET_RATIO,
+        "forward_peak_mb": forward_memory["peak_mb"],
+        "forward_rise_mb": forward_memory["rise_mb"],
+        "perturb_peak_mb": perturb_memory["peak_mb"],
+        "perturb_rise_mb": perturb_memory["rise_mb"],
+        "load_average_at_start": list(load),
+        "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "table_head": table.head().to_dict(orient="records"),
+    }
+
+
+def write_json(result: dict[str, object], path: Path) -> None:
+    """Write atomically: a temporary file in the same folder, then a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as handle:
+        json.dump(result, handle, indent=2, default=float)
+        handle.write("\n")
+    os.replace(handle.name, path)
+
+
+def report(result: dict[str, object]) -> str:
+    """The figures as a small table."""
+    n = result["samples"]
+    header = (
+        f"perturb benchmark: VGG16-shaped, {result['size']}x{result['size']}, {n} resamples, "
+        f"{len(result['levels'])} levels, {len(result['metrics'])} metrics, {result['neurons']} neurons, "
+        f"batch {result['batch_size']}, {result['threads']} threads, "
+        f"load average {result['load_average_at_start'][0]:.2f}"
+    )
+    rows = [
+        (f"(a) {n} forward passes", result["forward_median_s"], min(result["forward_s"]),
+         result["forward_peak_mb"], result["forward_rise_mb"]),
+        ("(b) perturb.rank_neurons", result["perturb_median_s"], min(result["perturb_s"]),
+         result["perturb_peak_mb"], result["perturb_rise_mb"]),
+    ]  # fmt: skip
+    lines = [header, f"{'':34}{'median s':>10}{'min s':>10}{'peak MB':>10}{'rise MB':>10}"]
+    lines += [
+        f"{name:34}{median:>10.2f}{best:>10.2f}{peak:>10.0f}{rise:>10.0f}"
+        for name, median, best, peak, rise in rows
+    ]
+    lines.append(f"{f'    (a) in one batch of {n}':34}{result['forward_one_batch_s']:>10.2f}")
+    verdict = "met" if result["meets_target"] else "missed"
+    lines.append(
+        f"ratio (b)/(a): {result['ratio']:.3f} median, {result['ratio_best']:.3f} best "
+        f"(target <= {result['target_ratio']}: {verdict})"
+    )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, object]:
+    """Parse the command line, run the benchmark, write the JSON file and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=224, help="image height and width (>= 32)")
+    parser.add_argument("--samples", type=int, default=50, help="number of resamples")
+    parser.add_argument("--classes", type=int, default=1000, help="number of output classes")
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="resamples per pass (default: automatic)"
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="timed repetitions of each phase")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the weights, the image and the noise")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where the JSON results go")
+    args = parser.parse_args(argv)
+    if args.size < 32 or args.samples < 2 or args.repeats < 1 or args.classes < 2:
+        parser.error("need --size >= 32, --samples >= 2, --repeats >= 1 and --classes >= 2")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    result = run(size=args.size, samples=args.samples, classes=args.classes, batch_size=args.batch_size,
+                 repeats=args.repeats, seed=args.seed)  # fmt: skip
+    write_json(result, args.output)
+    print(report(result))
+    print(f"written to {args.output}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
