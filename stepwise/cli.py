@@ -1166,8 +1166,19 @@ examples:
 """
 
 
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Shows defaults and keeps the line breaks of descriptions and epilogs."""
+class _Formatter(argparse.HelpFormatter):
+    """Adds each option's default to its help, unless there is none or the help already speaks of it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        absent = action.default is None or action.default is False or action.default is argparse.SUPPRESS
+        if not action.option_strings or "default" in text or absent:
+            return text
+        return text + " (default: %(default)s)"
+
+
+class _MainFormatter(_Formatter, argparse.RawDescriptionHelpFormatter):
+    """Keeps the line breaks of the main description and the examples."""
 
 
 def _add_model_options(parser: argparse.ArgumentParser, *, levels: bool = True) -> None:
@@ -1377,7 +1388,7 @@ def build_parser() -> argparse.ArgumentParser:
     argparse.ArgumentParser
     """
     parser = argparse.ArgumentParser(
-        prog="stepwise", description=_DESCRIPTION, epilog=_EPILOG, formatter_class=_Formatter
+        prog="stepwise", description=_DESCRIPTION, epilog=_EPILOG, formatter_class=_MainFormatter
     )
     parser.add_argument("--version", action="version", version=f"stepwise {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -1390,7 +1401,7 @@ def build_parser() -> argparse.ArgumentParser:
         "for each class, a dependency graph from up to --max-images inputs classified correctly with probability "
         ">= --min-probability; the bag-of-nodes clustering of the graphs; a perturbation ranking of the first of "
         "those inputs per class. Writes per class the graph (GraphML, JSON), its layered drawing and the outlier "
-        "frequencies of the class neuron; the clustermap; the perturbation table and patches figure; summary.md.",
+        "frequencies of the class neuron; the clustermap; the perturbation table and patches figure; summary.md and summary.json.",
     )
     demo.add_argument(
         "--split",
