@@ -52,7 +52,7 @@ import torch.fx
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from .levels import ACTIVATIONS, INPUT, OUTPUT, SOFTMAX, LevelInfo
+from .levels import ACTIVATIONS, INPUT, OUTPUT, SOFTMAX, LevelInfo, NonFiniteError
 from .select import outlier_mask
 
 __all__ = ["ClosedFormStep", "LayerStep", "BlockStep", "plan_closed_form"]
@@ -141,16 +141,35 @@ class _Unit:
 
     def window_counts(self, gate: Tensor) -> Tensor:
         """C[i, n, o] = Σ_p G[i, n, p] V(p, o), for a gate (N, C, *spatial) over this layer's output."""
-        counts = gate
+        if gate.dtype == torch.bool and gate.dim() == 4:
+            return self._mask_window_counts(gate)
+        counts = gate.to(self.layer.weight.dtype)
         for dim in range(len(self.input_size)):
-            valid = self.valid(dim, gate.shape[2 + dim], gate)
+            valid = self.valid(dim, gate.shape[2 + dim], counts)
             counts = torch.tensordot(counts, valid, dims=([2], [1]))  # contracts one spatial dim, appends offsets
         return counts.flatten(2)
 
+    def _mask_window_counts(self, mask: Tensor) -> Tensor:
+        """C for a 2-D ReLU mask in one pass over it: all open positions, less those in the few border rows and
+        columns whose read for the offset falls into the padding, plus their crossings."""
+        dtype = self.layer.weight.dtype
+        bad_rows = [(v == 0).nonzero().flatten() for v in self.valid(0, mask.shape[2], mask)]
+        bad_cols = [(v == 0).nonzero().flatten() for v in self.valid(1, mask.shape[3], mask)]
+        total = mask.sum(dim=(2, 3))
+        in_rows = [mask[:, :, rows].sum(dim=(2, 3)) for rows in bad_rows]
+        in_cols = [mask[..., cols].sum(dim=(2, 3)) for cols in bad_cols]
+        counts = [
+            total - in_rows[i] - in_cols[j] + mask[:, :, rows][..., cols].sum(dim=(2, 3))
+            for i, rows in enumerate(bad_rows)
+            for j, cols in enumerate(bad_cols)
+        ]
+        return torch.stack(counts, dim=2).to(dtype)
+
 
 def _check_finite(z: Tensor, level: LevelInfo) -> None:
-    if not torch.isfinite(z).all():
-        raise ValueError(
+    low, high = torch.aminmax(z)  # one pass; NaN propagates
+    if not (torch.isfinite(low) and torch.isfinite(high)):
+        raise NonFiniteError(
             f"Level {level.name!r} holds NaN or Inf values for some inputs: check the inputs and the model weights "
             "for non-finite values."
         )
@@ -212,7 +231,7 @@ class LayerStep(ClosedFormStep):
             if self.head == "softmax":
                 self.stats.append(torch.softmax(z, dim=1))
             elif self.unit.is_conv:
-                self.stats.append(self.unit.window_counts(self.unit.gate(z).to(z.dtype)))
+                self.stats.append(self.unit.window_counts(self.unit.gate(z)))
             elif self.unit.activation is not None:
                 self.stats.append(self.unit.gate(z).to(z.dtype))
 

@@ -23,6 +23,7 @@ from .validation import unknown_name_message
 
 __all__ = [
     "INPUT",
+    "NonFiniteError",
     "SOFTMAX",
     "OUTPUT",
     "LevelInfo",
@@ -158,11 +159,15 @@ class _Trace:
     counts: dict[str, int]
 
 
+class NonFiniteError(ValueError):
+    """An activation holds NaN or Inf values (raised by the library's hooks during a forward pass)."""
+
+
 def _run_model(model: nn.Module, x: Tensor) -> object:
     """Run the model, re-raising its errors with the shape and dtype of the inputs."""
     try:
         return model(x)
-    except _StopForward:
+    except (_StopForward, NonFiniteError):
         raise
     except Exception as error:  # the user's model failed on the user's inputs: say which inputs
         raise ValueError(
