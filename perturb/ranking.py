@@ -265,19 +265,20 @@ class _Sums:
 
     @classmethod
     def start(cls, first: Tensor) -> _Sums:
-        shift = first.to(torch.float64)
-        return cls(shift, torch.zeros_like(shift), torch.zeros_like(shift), torch.zeros_like(shift))
+        shift = first.to(torch.float64, copy=True)
+        s1, s2, sxo = torch.zeros(3, len(shift), dtype=torch.float64, device=shift.device)
+        return cls(shift, s1, s2, sxo)
 
     def add(self, parts: Sequence[Tensor], weights: Tensor) -> None:
         """Add consecutive batches ``parts`` (b_j, K) in the model's dtype; ``weights`` (2, sum b_j) holds
-        ones and o - o_shift. Column blocks of all the batches are copied together into one float64 block,
-        so that each accumulator is read and written once per group rather than once per batch."""
-        rows = sum(len(part) for part in parts)
+        ones and o - o_shift. Column blocks of all the batches are gathered into one float64 block, so that
+        each accumulator is read and written once per group rather than once per batch."""
+        rows, width = sum(len(part) for part in parts), len(self.shift)
         step = max(1, _CHUNK // rows)
-        block = torch.empty(rows, min(step, len(self.shift)), dtype=torch.float64, device=self.shift.device)
-        for start in range(0, len(self.shift), step):
+        block = torch.empty(rows, min(step, width), dtype=torch.float64, device=self.shift.device)
+        for start in range(0, width, step):
             cols = slice(start, start + step)
-            d = block[:, : min(step, len(self.shift) - start)]
+            d = block[:, : min(step, width - start)]
             row = 0
             for part in parts:
                 d[row : row + len(part)].copy_(part[:, cols])
@@ -640,7 +641,10 @@ def _stream(
         o = torch.cat(outputs[-len(group) :])
         weights = torch.stack([torch.ones_like(o), o - o_shift])
         for info in ranked:
-            sums[info.name].add([_flat(acts[info.name], info) for acts in group], weights)
+            level_sums = sums[info.name]
+            level_sums.add(
+                [_flat(acts[info.name], info) for acts in group], weights.to(level_sums.shift.dtype)
+            )
         group.clear()
 
     for batch in batches:
@@ -694,19 +698,19 @@ def _baseline_scores(model: nn.Module, clean: Tensor, info: LevelInfo, feeding: 
 
 
 def _row_sum_and_variance(rows: Tensor) -> tuple[Tensor, Tensor]:
-    """Sum and population variance of each row, in float64 on the CPU, by a two-pass computation in row chunks.
+    """Sum and population variance of each row, in float64 on the CPU: two passes over each block of rows.
 
-    ``rows`` (n, m) in any floating dtype and on any device; the chunks keep the float64 copy small (a VGG16
-    classifier layer holds 10^8 weights).
+    ``rows`` (n, m) in any floating dtype and on any device. Blocks of rows are converted to float64 one at a
+    time, so the float64 copy stays small (a VGG16 classifier layer holds 10^8 weights) and in cache.
     """
     values = rows.detach().cpu()
     values = (values.float() if values.dtype == torch.bfloat16 else values).numpy()  # numpy has no bfloat16
-    total = values.sum(axis=1, dtype=np.float64)
-    mean = total / values.shape[1]
-    variance = np.empty_like(total)
+    total = np.empty(len(values))
+    variance = np.empty(len(values))
     step = max(1, _CHUNK // max(values.shape[1], 1))
     for start in range(0, len(values), step):
-        centred = values[start : start + step].astype(np.float64)
-        centred -= mean[start : start + step, None]
-        variance[start : start + step] = np.einsum("ij,ij->i", centred, centred) / values.shape[1]
+        block = values[start : start + step].astype(np.float64)
+        total[start : start + step] = block.sum(axis=1)
+        block -= total[start : start + step, None] / values.shape[1]
+        variance[start : start + step] = np.einsum("ij,ij->i", block, block) / values.shape[1]
     return torch.from_numpy(total), torch.from_numpy(variance)

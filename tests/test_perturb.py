@@ -16,8 +16,8 @@ import perturb.ranking
 import perturb.similarity
 from stepwise.levels import capture, resolve_levels
 
-# Scores are float64 statistics of the same float32 activations, computed by shifted sums instead of numpy's
-# two-pass formulas: they agree to rounding.
+# Scores are float64 statistics of the same activations (float32 or float64), computed by shifted sums instead
+# of numpy's two-pass formulas: they agree to rounding.
 RTOL, ATOL = 1e-9, 1e-12
 N_SAMPLES = 24
 
@@ -124,10 +124,10 @@ def target_output(model: nn.Module, batch: Tensor, target: int, output: str) -> 
 
 
 def check_against_numpy(
-    name: str, output: str, threshold: float | None = None
+    name: str, output: str, threshold: float | None = None, dtype: torch.dtype = torch.float32
 ) -> dict[str, dict[str, np.ndarray]]:
     model_of, input_of, levels, target = CASES[name]
-    model, image = model_of(), input_of()
+    model, image = model_of().to(dtype), input_of().to(dtype)
     samples = perturb.resample(image, n_samples=N_SAMPLES, sigma=0.2, seed=5)
     # one batch, the clean input in front of the resamples, as rank_neurons runs them (so that a convolution
     # rounds the same way in both computations)
@@ -155,10 +155,11 @@ def check_against_numpy(
 # ------------------------------------------------------------------------------------------------ metrics
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("output", ["probability", "logit"])
 @pytest.mark.parametrize("name", ["cnn", "mlp"])
-def test_metrics_equal_numpy(name: str, output: str) -> None:
-    expected = check_against_numpy(name, output)
+def test_metrics_equal_numpy(name: str, output: str, dtype: torch.dtype) -> None:
+    expected = check_against_numpy(name, output, dtype=dtype)
     # the threshold (the median mean activation) splits level '1', so both precision branches were compared
     precision = expected["1"]["precision"]
     assert np.isnan(precision).any() and np.isfinite(precision).any()
