@@ -306,24 +306,28 @@ def _target_output(logits: Tensor, target: int, output: str) -> Tensor:
 def _finish(
     sums: _Sums, n: int, o1: float, o2: float, n_neurons: int, threshold: float
 ) -> tuple[Tensor, Tensor]:
-    """``correlation`` and ``precision`` of one level from its sums (o1, o2: shifted sums of o and o^2)."""
-    mean_d = sums.s1 / n
-    var = torch.addcmul(sums.s2 / n, mean_d, mean_d, value=-1.0).clamp_(min=0).reshape(n_neurons, -1)
+    """``correlation`` and ``precision`` of one level from its sums (o1, o2: shifted sums of o and o^2).
+
+    Works through blocks of neurons so that the temporaries stay in cache.
+    """
+    positions = len(sums.shift) // n_neurons
     mean_o = o1 / n
     var_o = max(o2 / n - mean_o * mean_o, 0.0)
-    varying = var > 0
-    counted = varying.sum(1)
-    if var_o > 0:
-        # |r| = |cov| / (std * std_o); positions that never vary hold 0 / 0 and are left out
-        r = (sums.sxo / n).sub_(mean_d, alpha=mean_o).abs_().reshape(n_neurons, -1)
-        r.div_(var.sqrt()).div_(math.sqrt(var_o)).clamp_(max=1.0).masked_fill_(~varying, 0.0)
-        correlation = r.sum(1) / counted.clamp(min=1)
-    else:
-        correlation = torch.zeros(n_neurons, dtype=torch.float64, device=var.device)
-    mean_activation = (sums.shift + mean_d).reshape(n_neurons, -1).mean(1)
-    precision = torch.where(
-        mean_activation >= threshold, 1.0 / var.mean(1), torch.full_like(correlation, math.nan)
-    )
+    correlation = torch.zeros(n_neurons, dtype=torch.float64, device=sums.shift.device)
+    precision = torch.empty_like(correlation)
+    step = max(1, _CHUNK // positions)
+    for first in range(0, n_neurons, step):
+        neurons = slice(first, first + step)
+        cols = slice(first * positions, (first + step) * positions)
+        mean_d = (sums.s1[cols] / n).view(-1, positions)
+        var = torch.addcmul(sums.s2[cols].view(-1, positions) / n, mean_d, mean_d, value=-1.0).clamp_(min=0)
+        varying = var > 0
+        if var_o > 0:  # |r| = |cov| / (std * std_o); positions that never vary hold 0 / 0 and are left out
+            r = (sums.sxo[cols].view(-1, positions) / n).sub_(mean_d, alpha=mean_o).abs_()
+            r.div_(var.sqrt()).div_(math.sqrt(var_o)).clamp_(max=1.0).masked_fill_(~varying, 0.0)
+            correlation[neurons] = r.sum(1) / varying.sum(1).clamp(min=1)
+        mean_activation = (sums.shift[cols].view(-1, positions) + mean_d).mean(1)
+        precision[neurons] = torch.where(mean_activation >= threshold, 1.0 / var.mean(1), math.nan)
     return correlation, precision
 
 
