@@ -132,7 +132,9 @@ def _captum_step(model, images, upper, neurons, samples, generator):
     return sum(times) / len(times)
 
 
-def run_config(config: str, n_images: int, size: int, batch_size: int, pairs: int, num_classes: int) -> dict:
+def run_config(
+    config: str, n_images: int, size: int, batch_size: int, pairs: int, num_classes: int, captum_samples: int
+) -> dict:
     """Measure one configuration; meant to run in its own process."""
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(0)
@@ -156,7 +158,7 @@ def run_config(config: str, n_images: int, size: int, batch_size: int, pairs: in
 
     infos = resolve_levels(model, images[:2], levels)
     sets = _level_sets(graph)
-    naive_forward = _recording_forward(model, images, 3) * n_images
+    naive_forward = _recording_forward(model, images, min(3, n_images)) * n_images
     naive, captum, worst_error, steps = 0.0, 0.0, 0.0, []
     for position in range(len(infos) - 1, 0, -1):
         lower, upper = infos[position - 1], infos[position]
@@ -171,7 +173,7 @@ def run_config(config: str, n_images: int, size: int, batch_size: int, pairs: in
             ours = fast[cols[n], rows[image]]
             error = ((ours - omega).abs().max() / omega.abs().max().clamp_min(1e-30)).item()
             worst_error = max(worst_error, error)
-        per_captum = _captum_step(model, images, upper, neurons, 2, generator)
+        per_captum = _captum_step(model, images, upper, neurons, captum_samples, generator)
         naive += per_pair * len(neurons) * n_images
         if per_captum is not None:
             captum += per_captum * len(neurons) * n_images
@@ -234,6 +236,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch-size", type=int, default=10, help="images per forward pass (default 10)")
     parser.add_argument("--pairs", type=int, default=4, help="(neuron, input) pairs timed per step (default 4)")
     parser.add_argument("--classes", type=int, default=1000, help="number of logits (default 1000)")
+    parser.add_argument("--captum-samples", type=int, default=2, help="captum calls timed per step (default 2)")
     parser.add_argument("--configs", nargs="+", choices=CONFIGS, default=list(CONFIGS), help="what to run")
     parser.add_argument("--out", type=Path, default=Path("results/benchmarks/ssa_vgg16.json"), help="JSON file")
     args = parser.parse_args(argv)
@@ -241,7 +244,9 @@ def main(argv: list[str] | None = None) -> dict:
     results = []
     for n_images in args.images:
         for config in args.configs:
-            result = measure(config, n_images, args.size, args.batch_size, args.pairs, args.classes)
+            result = measure(
+                config, n_images, args.size, args.batch_size, args.pairs, args.classes, args.captum_samples
+            )
             results.append(result)
             print(_table([result]).splitlines()[-1], flush=True)
     report = {
