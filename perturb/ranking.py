@@ -55,8 +55,9 @@ _GROUP_BYTES = 1 << 30
 #: afresh from the operating system at each allocation (glibc's largest recycled block is 32 MiB), and the
 #: page faults then cost more than bigger batches save.
 _ALLOCATION_BYTES = 32 << 20
-#: Elements of float64 data processed at a time by the statistics (a block that stays in cache).
-_CHUNK = 1 << 19
+#: Elements of float64 data processed at a time by the statistics: a block that stays in cache, and few
+#: enough blocks that the per-operation cost of the thread pool does not add up.
+_CHUNK = 1 << 21
 
 
 class NeuronRanking:
@@ -278,11 +279,7 @@ class _Sums:
         block = torch.empty(rows, min(step, width), dtype=torch.float64, device=self.shift.device)
         for start in range(0, width, step):
             cols = slice(start, start + step)
-            d = block[:, : min(step, width - start)]
-            row = 0
-            for part in parts:
-                d[row : row + len(part)].copy_(part[:, cols])
-                row += len(part)
+            d = torch.cat([part[:, cols] for part in parts], out=block[:, : min(step, width - start)])
             d -= self.shift[cols]
             both = weights @ d
             self.s1[cols] += both[0]
