@@ -16,20 +16,22 @@ __all__ = ["make_generator", "neuron_list", "noisy_batches", "single_input"]
 _SHAPES = "(C, H, W) or (1, C, H, W), or (D,) or (1, D) for a vector input"
 
 
-def single_input(image: object, model: nn.Module, owner: str) -> Tensor:
+def single_input(image: object, owner: str, model: nn.Module | None = None) -> Tensor:
     """Check that ``image`` is one input and return it as a batch of one on the model's device.
 
     Parameters
     ----------
     image : Tensor of shape (C, H, W), (1, C, H, W), (D,) or (1, D)
-    model : torch.nn.Module
     owner : str
         The public function to name in error messages.
+    model : torch.nn.Module, optional
+        The model the input is for: its dtype must match and the copy goes to its device. Without a model the
+        copy stays on the image's device.
 
     Returns
     -------
     Tensor of shape (1, ...)
-        A detached copy on the model's device.
+        A detached copy.
 
     Raises
     ------
@@ -58,7 +60,7 @@ def single_input(image: object, model: nn.Module, owner: str) -> Tensor:
         raise TypeError(
             f"'image' must be a floating-point tensor; got dtype {image.dtype}. Convert it, e.g. image.float()."
         )
-    device, dtype = model_device_dtype(model)
+    device, dtype = model_device_dtype(model) if model is not None else (image.device, None)
     if dtype is not None and image.dtype != dtype:
         raise TypeError(
             f"'image' is {image.dtype} but the model computes in {dtype}: convert one of them, for example "

@@ -101,7 +101,7 @@ def patches(model: nn.Module, image: Tensor, level: str, neurons: int | Sequence
     (2, 3, 5, 6)
     """
     owner = "perturb.patches"
-    x = single_input(image, model, owner)
+    x = single_input(image, owner, model)
     if x.dim() != 4:
         raise ValueError(
             f"{owner} draws boxes in image pixels, so 'image' must be one image shaped (C, H, W) or (1, C, H, W); "
@@ -191,7 +191,7 @@ def plot_patches(
         )
     metric = check_option(metric, "metric", owner, METRICS)
     k = check_int(k, "k", owner, low=1)
-    x = single_input(image, ranking.model, owner)
+    x = single_input(image, owner, ranking.model)
     if x.shape != ranking.image.shape or not torch.equal(x, ranking.image.to(x.device)):
         raise ValueError(
             f"{owner} draws a ranking on the image it was computed on, but 'image' (shape {tuple(image.shape)}) "

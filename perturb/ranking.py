@@ -259,14 +259,14 @@ def _order(values: np.ndarray) -> np.ndarray:
 class _Sums:
     """Shifted float64 sums over resamples for one level, flattened to K = n_neurons * positions columns."""
 
-    shift: Tensor  # (K,) the first resample's activation
+    shift: Tensor  # (K,) the first resample's activation, in the model's dtype
     s1: Tensor  # (K,) sum of d, d = activation - shift
     s2: Tensor  # (K,) sum of d^2
     sxo: Tensor  # (K,) sum of d * (o - o_shift)
 
     @classmethod
     def start(cls, first: Tensor) -> _Sums:
-        shift = first.to(torch.float64, copy=True)
+        shift = first.clone()
         s1, s2, sxo = torch.zeros(3, len(shift), dtype=torch.float64, device=shift.device)
         return cls(shift, s1, s2, sxo)
 
@@ -364,8 +364,7 @@ def resample(image: Tensor, *, n_samples: int = 50, sigma: float = 0.1, seed: ob
     n_samples = check_int(n_samples, "n_samples", "perturb.resample", low=2)
     sigma = check_float(sigma, "sigma", "perturb.resample", low=0.0)
     generator = make_generator(seed, "perturb.resample")
-    x = single_input(image, nn.Identity(), "perturb.resample")
-    x = x.to(image.device)
+    x = single_input(image, "perturb.resample")
     return torch.cat(list(noisy_batches(x, n_samples, sigma, generator, n_samples)))
 
 
@@ -514,7 +513,7 @@ def rank_neurons(
     if batch_size is not None:
         batch_size = check_int(batch_size, "batch_size", _OWNER, low=1)
     progress = check_bool(progress, "progress", _OWNER)
-    x = single_input(image, model, _OWNER)
+    x = single_input(image, _OWNER, model)
     source: Tensor | torch.Generator
     if samples is None:
         source = make_generator(seed, _OWNER)
@@ -642,10 +641,7 @@ def _stream(
         o = torch.cat(outputs[-len(group) :])
         weights = torch.stack([torch.ones_like(o), o - o_shift])
         for info in ranked:
-            level_sums = sums[info.name]
-            level_sums.add(
-                [_flat(acts[info.name], info) for acts in group], weights.to(level_sums.shift.dtype)
-            )
+            sums[info.name].add([_flat(acts[info.name], info) for acts in group], weights)
         group.clear()
 
     for batch in batches:
