@@ -209,7 +209,7 @@ def plot_patches(
             raise ValueError(f"levels {unknown} are not in the ranking, whose levels are {ranking.levels}.")
     top = ranking.top(metric, k)
 
-    fig, ax = plt.subplots(figsize=(6, 6)) if ax is None else (ax.figure, ax)
+    fig, ax = plt.subplots(figsize=(8, 6), layout="constrained") if ax is None else (ax.figure, ax)
     shown = x[0].detach().cpu().to(torch.float64)
     shown = (shown - shown.min()) / (shown.max() - shown.min()).clamp(min=1e-12)
     if shown.shape[0] == 3:
