@@ -2,7 +2,8 @@
 
 For each configuration, in a fresh process (so that peak memory is its own), on N random images:
 
-(a) a plain forward pass of the images, no hooks, in the same batches as (b);
+(a) a plain forward pass of the images, no hooks, in the same batches as (b), timed before and after (b) (the
+    faster is kept);
 (b) the full ``StepwiseSensitivity.dependency_graph`` call;
 (c) the naive method: one forward pass per input that records the autograd graph (batch of one), then one
     ``torch.autograd.grad`` per (neuron, input) through the local step. The gradient calls are timed on a sample
@@ -12,7 +13,8 @@ For each configuration, in a fresh process (so that peak memory is its own), on 
 (d) captum's ``NeuronGradient`` (the gradient of one neuron with respect to the input, one call per neuron
     for a batch of one input), timed on a sample and extrapolated the same way;
 
-plus the peak resident memory, the neuron-set size per level, and an exactness check: ω from
+plus process CPU times of (a) and (b) (less disturbed than wall-clock time by other work on the machine), the
+peak resident memory, the neuron-set size per level, and an exactness check: ω from
 ``StepwiseSensitivity.relevance`` (the code path of (b)) against (c)'s gradients on the sampled pairs.
 
 Configurations: ``vgg16`` (a VGG16-shaped network, levels = input and the 16 weight layers' outputs, target one
@@ -53,6 +55,17 @@ VGG_LEVELS = ["input"] + [f"features.{i}" for i in (1, 3, 6, 8, 11, 13, 15, 18, 
     "classifier.6",
 ]
 RESNET_LEVELS = ["maxpool"] + [f"layer{s}.{b}" for s in (1, 2, 3, 4) for b in (0, 1)] + ["fc"]
+
+
+class _Clock:
+    """Wall-clock and process CPU time of a block; CPU time is what other processes on the machine disturb least."""
+
+    def __enter__(self) -> _Clock:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
 
 
 def _peak_rss_mb() -> float:
@@ -142,19 +155,23 @@ def run_config(
     images = torch.randn(n_images, 3, size, size, generator=generator)
     rss_model = _peak_rss_mb()
 
-    with torch.no_grad():  # (a)
-        model(images[:batch_size])  # warm-up
-        start = time.perf_counter()
-        for first in range(0, n_images, batch_size):
-            model(images[first : first + batch_size])
-        forward = time.perf_counter() - start
+    def plain_forward() -> _Clock:  # (a)
+        with torch.no_grad(), _Clock() as clock:
+            for first in range(0, n_images, batch_size):
+                model(images[first : first + batch_size])
+        return clock
 
+    with torch.no_grad():
+        model(images[:batch_size])  # warm-up
+    forward_before = plain_forward()
     ssa = stepwise.StepwiseSensitivity(model, levels, batch_size=batch_size)
     ssa.dependency_graph(images[:2], target=target)  # resolves levels (one forward on two images)
-    start = time.perf_counter()  # (b)
-    graph = ssa.dependency_graph(images, target=target)
-    traversal = time.perf_counter() - start
+    with _Clock() as clock:  # (b)
+        graph = ssa.dependency_graph(images, target=target)
     rss_traversal = _peak_rss_mb()
+    forward_after = plain_forward()  # (a) again: the faster of the two is kept
+    forward, forward_cpu = min(forward_before.wall, forward_after.wall), min(forward_before.cpu, forward_after.cpu)
+    traversal, traversal_cpu = clock.wall, clock.cpu
 
     infos = resolve_levels(model, images[:2], levels)
     sets = _level_sets(graph)
@@ -186,6 +203,9 @@ def run_config(
         "batch_size": batch_size,
         "forward_s": forward,
         "traversal_s": traversal,
+        "forward_cpu_s": forward_cpu,
+        "traversal_cpu_s": traversal_cpu,
+        "b_over_a_cpu": traversal_cpu / forward_cpu,
         "naive_s": naive_forward + naive,
         "naive_grads_s": naive,
         "captum_s": captum,
@@ -218,12 +238,12 @@ def measure(config: str, *args) -> dict:
 
 def _table(results: list[dict]) -> str:
     header = f"{'config':10} {'images':>6} {'a fwd s':>8} {'b ssa s':>8} {'c naive s':>10} {'d captum s':>10} " \
-             f"{'b/a':>6} {'c/b':>7} {'d/b':>8} {'RSS MB':>7} {'max rel err':>11}"  # fmt: skip
+             f"{'b/a':>6} {'b/a cpu':>7} {'c/b':>7} {'d/b':>8} {'RSS MB':>7} {'max rel err':>11}"  # fmt: skip
     lines = [header, "-" * len(header)]
     for r in results:
         lines.append(
             f"{r['config']:10} {r['images']:6d} {r['forward_s']:8.2f} {r['traversal_s']:8.2f} {r['naive_s']:10.1f} "
-            f"{r['captum_s']:10.1f} {r['b_over_a']:6.3f} {r['c_over_b']:7.1f} {r['d_over_b']:8.1f} "
+            f"{r['captum_s']:10.1f} {r['b_over_a']:6.3f} {r['b_over_a_cpu']:7.3f} {r['c_over_b']:7.1f} {r['d_over_b']:8.1f} "
             f"{r['peak_rss_mb']:7.0f} {r['max_relative_error']:11.2e}"
         )
     return "\n".join(lines)
