@@ -198,6 +198,7 @@ def run_config(
                       "captum_s_per_call": per_captum})  # fmt: skip
     return {
         "config": config,
+        "load_average_1min": os.getloadavg()[0],  # other work on the machine disturbs every timing above
         "images": n_images,
         "size": size,
         "batch_size": batch_size,
