@@ -96,3 +96,16 @@ def test_import_stepwise_stays_light() -> None:
     code = "import sys, stepwise.models; print('matplotlib' in sys.modules, 'sklearn' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False False"
+
+
+def test_the_readme_quick_start_runs_on_the_shipped_model(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("## Quick start") :]
+    code = section[section.index("```python\n") + len("```python\n") : section.index("```\n", 10)]
+    assert len(code.strip().splitlines()) < 15
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("DependencyGraph(target=7, levels=5, nodes=12, edges=14)")
+    assert stepwise.read_graph(tmp_path / "seven.graphml").target == 7
