@@ -123,13 +123,9 @@ def main() -> dict:
         f"{a}-{b}": float(spearmanr(_pairs(runs[a]["similarity"]), _pairs(runs[b]["similarity"]))[0])
         for a, b in itertools.combinations(SEEDS, 2)
     }
-    means = torch.stack(
-        [data.images[data.train][data.labels[data.train] == c].mean(0).flatten() for c in range(10)]
-    )
+    means = torch.stack([data.images[data.train][data.labels[data.train] == c].mean(0).flatten() for c in range(10)])
     pixels = cosine_similarity(means.double().numpy())
-    pixel_rho = {
-        seed: float(spearmanr(_pairs(run["similarity"]), _pairs(pixels))[0]) for seed, run in runs.items()
-    }
+    pixel_rho = {seed: float(spearmanr(_pairs(run["similarity"]), _pairs(pixels))[0]) for seed, run in runs.items()}
     chance_pairs = []  # pairs together in at least all seeds but one, when each seed's labels are shuffled
     for _ in range(PERMUTATIONS):
         shuffled = np.zeros((10, 10))
@@ -175,9 +171,7 @@ def main() -> dict:
         cbar_kws={"label": "seeds"},
         ax=ax,
     )
-    ax.set_title(
-        f"Classes in one of {N_CLUSTERS} flat clusters, over {len(SEEDS)} training seeds", fontsize=10
-    )
+    ax.set_title(f"Classes in one of {N_CLUSTERS} flat clusters, over {len(SEEDS)} training seeds", fontsize=10)
     save_png(fig, "coclustering.png")
 
     print(

@@ -202,16 +202,12 @@ def main() -> dict:
     save_json("outliers.json", record)
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 3.8), gridspec_kw={"width_ratios": [1.3, 1]})
-    counts = top.outlier_counts(
-        inputs[SHOWN_CLASS], upper="softmax", lower="classifier.1", neurons=SHOWN_CLASS
-    )
+    counts = top.outlier_counts(inputs[SHOWN_CLASS], upper="softmax", lower="classifier.1", neurons=SHOWN_CLASS)
     plot_outlier_frequency(counts[0], level="classifier.1", neuron=f"softmax:{SHOWN_CLASS}", ax=left)
     for c, x in inputs.items():
         row = top.outlier_counts(x, upper="softmax", lower="classifier.1", neurons=c)[0].numpy()
         values = np.sort(row[row > 0])[::-1]
-        right.loglog(
-            np.arange(1, len(values) + 1), values, marker="o", markersize=3, linewidth=0.8, label=str(c)
-        )
+        right.loglog(np.arange(1, len(values) + 1), values, marker="o", markersize=3, linewidth=0.8, label=str(c))
     right.set_xlabel("rank of the neuron (by images in which it is an outlier)")
     right.set_ylabel("images (of 100)")
     right.set_title("rank-frequency of the class neuron's outliers, log-log", fontsize=10)

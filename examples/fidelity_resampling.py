@@ -49,11 +49,7 @@ def chance_jaccard(n_neurons: int, k: int = TOP) -> float:
     """Mean Jaccard index of two independent uniformly random k-subsets of n neurons."""
     k = min(k, n_neurons)
     total = comb(n_neurons, k)
-    return sum(
-        comb(k, i) * comb(n_neurons - k, k - i) / total * i / (2 * k - i)
-        for i in range(k + 1)
-        if 2 * k - i > 0
-    )
+    return sum(comb(k, i) * comb(n_neurons - k, k - i) / total * i / (2 * k - i) for i in range(k + 1) if 2 * k - i > 0)
 
 
 def main() -> dict:
@@ -98,9 +94,7 @@ def main() -> dict:
             "jaccard": {level: float(np.mean(values)) for level, values in per_level.items()},
             "jaccard_hidden_mean": float(np.mean([np.mean(per_level[level]) for level in HIDDEN])),
             "jaccard_hidden_mean_logit": float(np.mean([np.mean(logit_level[level]) for level in HIDDEN])),
-            "precision_eligible_neurons": {
-                level: float(np.mean(values)) for level, values in eligible.items()
-            },
+            "precision_eligible_neurons": {level: float(np.mean(values)) for level, values in eligible.items()},
         }
         rows.append(row)
         print(
@@ -129,9 +123,7 @@ def main() -> dict:
     fig, ax = plt.subplots(figsize=(7, 4))
     steps = [max(row["step"], 1) for row in rows]
     for level in LEVELS:
-        ax.plot(
-            steps, [row["jaccard"][level] for row in rows], marker="o", markersize=3, linewidth=1, label=level
-        )
+        ax.plot(steps, [row["jaccard"][level] for row in rows], marker="o", markersize=3, linewidth=1, label=level)
     ax.plot(steps, means, color="black", linewidth=2.5, label="mean of hidden levels")
     ax.plot(
         steps,

@@ -82,14 +82,10 @@ def measure_step(
     }, omegas
 
 
-def graphs(
-    model: torch.nn.Module, levels: list[str], rule: str, inputs: dict[int, Tensor]
-) -> dict[int, set[str]]:
+def graphs(model: torch.nn.Module, levels: list[str], rule: str, inputs: dict[int, Tensor]) -> dict[int, set[str]]:
     ssa = stepwise.StepwiseSensitivity(model, levels, rule=rule)
     with warnings.catch_warnings():
-        warnings.simplefilter(
-            "ignore", UserWarning
-        )  # a traversal that stops early is part of what is measured
+        warnings.simplefilter("ignore", UserWarning)  # a traversal that stops early is part of what is measured
         return {c: set(ssa.dependency_graph(x, target=c).nodes) for c, x in inputs.items()}
 
 
@@ -122,8 +118,7 @@ def main() -> dict:
         if rule == "guided":
             reference = omegas[("gradient", step)]
             guided_gap[step] = max(
-                float((omega[c] - reference[c]).abs().max() / reference[c].abs().max().clamp_min(1e-300))
-                for c in omega
+                float((omega[c] - reference[c]).abs().max() / reference[c].abs().max().clamp_min(1e-300)) for c in omega
             )
     print("guided vs gradient, largest relative difference of ω per step:", guided_gap)
 

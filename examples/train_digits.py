@@ -131,12 +131,8 @@ def train(
 
 def main(argv: Sequence[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--seed", type=int, default=SEED, help=f"seed of the weights and batches (default {SEED})"
-    )
-    parser.add_argument(
-        "--epochs", type=int, default=EPOCHS, help=f"passes over the train split (default {EPOCHS})"
-    )
+    parser.add_argument("--seed", type=int, default=SEED, help=f"seed of the weights and batches (default {SEED})")
+    parser.add_argument("--epochs", type=int, default=EPOCHS, help=f"passes over the train split (default {EPOCHS})")
     parser.add_argument("--l1", type=float, default=L1, help=f"L1 penalty on the weights (default {L1})")
     parser.add_argument("--weights", type=Path, default=WEIGHTS, help="where the state dict goes")
     parser.add_argument("--record", type=Path, default=RECORD, help="where the accuracy record goes (JSON)")

@@ -294,9 +294,7 @@ def _load_data(args: argparse.Namespace) -> _Data:
         ) from error
     if isinstance(loaded, Tensor):
         inputs, labels = loaded, None
-    elif (
-        isinstance(loaded, (tuple, list)) and len(loaded) == 2 and all(isinstance(t, Tensor) for t in loaded)
-    ):
+    elif isinstance(loaded, (tuple, list)) and len(loaded) == 2 and all(isinstance(t, Tensor) for t in loaded):
         inputs, labels = loaded
     else:
         raise _UsageError(
@@ -312,12 +310,7 @@ def _load_data(args: argparse.Namespace) -> _Data:
             f"--data {path}: inputs are {inputs.dtype}; save floating-point inputs, scaled as the model expects."
         )
     if labels is not None:
-        if (
-            labels.dim() != 1
-            or labels.is_floating_point()
-            or labels.is_complex()
-            or labels.dtype == torch.bool
-        ):
+        if labels.dim() != 1 or labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
             raise _UsageError(
                 f"--data {path}: labels must be one integer class index per input (shape (N,)); got "
                 f"{labels.dtype} of shape {tuple(labels.shape)}."
@@ -341,9 +334,7 @@ def _load_image_folder(
     from PIL import Image, UnidentifiedImageError
 
     if size is None:
-        raise _UsageError(
-            f"--data {folder} is an image folder: give --image-size (one side, or height width)."
-        )
+        raise _UsageError(f"--data {folder} is an image folder: give --image-size (one side, or height width).")
     height, width = (size[0], size[0]) if len(size) == 1 else size
     for name, values in (("--mean", mean), ("--std", std)):
         if values is not None and len(values) not in (1, channels):
@@ -440,7 +431,8 @@ def _check_levels(model: nn.Module, example: Tensor, levels: Sequence[str] | Non
     return chosen
 
 
-def _setup(args: argparse.Namespace, *, with_levels: bool = True) -> _Setup:
+def _setup(args: argparse.Namespace) -> _Setup:
+    """Load and check the model, its weights, the data and the levels (``analyse``, ``perturb``)."""
     dtype = _DTYPES[args.dtype]
     model, name = _load_model(args.model)
     if args.weights is not None:
@@ -449,7 +441,7 @@ def _setup(args: argparse.Namespace, *, with_levels: bool = True) -> _Setup:
     data = _load_data(args)
     data.inputs = data.inputs.to(dtype)
     n_classes = _probe(model, data)
-    levels = _check_levels(model, data.inputs[:2], args.levels, args.model) if with_levels else []
+    levels = _check_levels(model, data.inputs[:2], args.levels, args.model)
     return _Setup(model, name, data, n_classes, levels, _command_line(args))
 
 
@@ -539,15 +531,12 @@ def _select(
 
 def _check_classes(classes: Sequence[int] | None, setup: _Setup) -> list[int]:
     if classes is None:
-        present = setup.data.labels if setup.data.labels is not None else None
-        if present is None:
+        if setup.data.labels is None:
             return list(range(setup.n_classes))
-        return sorted(int(c) for c in present.unique())
+        return sorted(int(c) for c in setup.data.labels.unique())
     wrong = [c for c in classes if not 0 <= c < setup.n_classes]
     if wrong:
-        raise _UsageError(
-            f"--classes {wrong}: the model scores {setup.n_classes} classes, 0 to {setup.n_classes - 1}."
-        )
+        raise _UsageError(f"--classes {wrong}: the model scores {setup.n_classes} classes, 0 to {setup.n_classes - 1}.")
     return sorted(set(classes))
 
 
@@ -753,9 +742,7 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[s
     return lines + [""]
 
 
-def _graph_section(
-    setup: _Setup, runs: dict[int, _GraphRun], selection: _Selection
-) -> tuple[list[str], list[dict]]:
+def _graph_section(setup: _Setup, runs: dict[int, _GraphRun], selection: _Selection) -> tuple[list[str], list[dict]]:
     lines = ["## Dependency graphs", ""]
     rows, records = [], []
     for c, counts in selection.counts.items():
@@ -765,9 +752,7 @@ def _graph_section(
             records.append({"class": c, "label": setup.data.name(c), **counts, "images": 0})
             continue
         graph = run.graph
-        per_level = [
-            sum(1 for _, level in graph.nodes(data="level") if level == name) for name in graph.levels
-        ]
+        per_level = [sum(1 for _, level in graph.nodes(data="level") if level == name) for name in graph.levels]
         stopped = graph.attrs.get("stopped_at", "")
         rows.append(
             [
@@ -931,8 +916,7 @@ def _write_summary(
 def _ssa_settings(args: argparse.Namespace, classes: Sequence[int], setup: _Setup) -> dict[str, object]:
     return {
         "classes": ", ".join(setup.data.name(c) for c in classes),
-        "images per class": f"up to {args.max_images}, classified correctly with probability >= "
-        f"{args.min_probability}",
+        "images per class": f"up to {args.max_images}, classified correctly with probability >= {args.min_probability}",
         "branching": args.branching,
         "rule": args.rule,
         "sign": args.sign,
@@ -954,7 +938,6 @@ def _run_analysis(
 ) -> dict[str, object]:
     """Dependency graphs and clustering (and with ``perturbation``, one ranking per class), then the summary."""
     classes = _check_classes(args.classes, setup)
-    out.mkdir(parents=True, exist_ok=True)
     with progress.stage("selecting inputs"):
         subset = setup if select_from is None else _subset(setup, select_from)
         selection = _select(
@@ -972,6 +955,7 @@ def _run_analysis(
             f"no input of classes {classes} is classified correctly with probability >= {args.min_probability}: "
             "lower --min-probability, or check that the labels match the model's classes."
         )
+    out.mkdir(parents=True, exist_ok=True)
     runs = _graphs(setup, selection, args, out, progress)
     clusters = _cluster(runs, args.clusters, out, progress)
     graph_lines, graph_records = _graph_section(setup, runs, selection)
@@ -1039,9 +1023,7 @@ def _analyse(args: argparse.Namespace, progress: _Progress) -> Path:
     out = _output_folder(args.out)
     with progress.stage("loading"):
         setup = _setup(args)
-    _run_analysis(
-        setup, args, out, progress, title=f"stepwise analyse: {setup.model_name}", perturbation=False
-    )
+    _run_analysis(setup, args, out, progress, title=f"stepwise analyse: {setup.model_name}", perturbation=False)
     return out
 
 
@@ -1059,9 +1041,7 @@ def _perturb(args: argparse.Namespace, progress: _Progress) -> Path:
         if args.target is not None and not 0 <= args.target < setup.n_classes:
             raise _UsageError(f"--target {args.target}: the model scores classes 0 to {setup.n_classes - 1}.")
         with torch.no_grad():
-            predicted = _predict(
-                setup.model, setup.data.inputs[args.indices], args.batch_size, progress
-            ).argmax(1)
+            predicted = _predict(setup.model, setup.data.inputs[args.indices], args.batch_size, progress).argmax(1)
         chosen = []
         for i, index in enumerate(args.indices):
             if args.target is not None:
@@ -1141,9 +1121,7 @@ def _levels(args: argparse.Namespace, progress: _Progress) -> None:
         "(* = proposed by stepwise.default_levels):"
     )
     for name in names:
-        kind = {INPUT: "model input", SOFTMAX: "softmax of the model output", OUTPUT: "model output"}.get(
-            name
-        )
+        kind = {INPUT: "model input", SOFTMAX: "softmax of the model output", OUTPUT: "model output"}.get(name)
         kind = kind or type(modules[name]).__name__
         shape = str(shapes[name])
         print(f"{'*' if name in defaults else ' '} {name:<{width}}  {shape:<18} {kind}")
@@ -1234,8 +1212,7 @@ def _add_model_options(parser: argparse.ArgumentParser, *, levels: bool = True) 
         type=float,
         nargs="+",
         metavar="M",
-        help="subtract this per-channel mean from pixels scaled to [0, 1] (e.g. ImageNet's 0.485 "
-        "0.456 0.406)",
+        help="subtract this per-channel mean from pixels scaled to [0, 1] (e.g. ImageNet's 0.485 0.456 0.406)",
     )
     images.add_argument(
         "--std",
@@ -1299,8 +1276,7 @@ def _add_selection_options(parser: argparse.ArgumentParser, *, max_images: bool 
         type=_float_in(0.0, 1.0),
         default=0.99,
         metavar="P",
-        help="use only inputs the model classifies correctly with at least this probability "
-        "(the SSA paper used 0.99)",
+        help="use only inputs the model classifies correctly with at least this probability (the SSA paper used 0.99)",
     )
     if max_images:
         group.add_argument(
@@ -1352,9 +1328,7 @@ def _add_ssa_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_perturb_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("perturbation rankings (input resampling)")
-    group.add_argument(
-        "--samples", type=_at_least_two, default=50, metavar="N", help="noisy resamples per input"
-    )
+    group.add_argument("--samples", type=_at_least_two, default=50, metavar="N", help="noisy resamples per input")
     group.add_argument(
         "--sigma",
         type=_float_in(0.0, None),
