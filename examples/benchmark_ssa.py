@@ -46,6 +46,7 @@ from networks import resnet18_shaped, vgg16_shaped  # noqa: E402
 
 import stepwise  # noqa: E402
 from stepwise.levels import analysis_mode, resolve_levels, step_forward  # noqa: E402
+from stepwise.readwrite import atomic_write  # noqa: E402
 from stepwise.select import outlier_mask  # noqa: E402
 
 CONFIGS = ("vgg16", "saturated", "resnet")
@@ -294,9 +295,7 @@ def main(argv: list[str] | None = None) -> dict:
     if "scaling" in report:
         print("\ntraversal time ratios:", json.dumps(report["scaling"]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = args.out.with_suffix(".tmp")
-    temporary.write_text(json.dumps(report, indent=2))
-    os.replace(temporary, args.out)
+    atomic_write(args.out, lambda stream: stream.write(json.dumps(report, indent=2).encode("utf-8")))
     print(f"\nwrote {args.out}")
     return report
 

@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 
 from ._version import __version__
 from .levels import INPUT, OUTPUT, SOFTMAX, default_levels, list_levels, resolve_levels
-from .readwrite import _atomic_write
+from .readwrite import atomic_write
 from .relevance import RULES
 from .select import SIGNS
 from .validation import unknown_name_message
@@ -84,7 +84,7 @@ def write_file(path: str | PathLike, data: str | bytes) -> None:
         data = data.encode("utf-8")
     if not isinstance(data, bytes):
         raise TypeError(f"write_file writes str or bytes; got {type(data).__name__}.")
-    _atomic_write(Path(path), lambda stream: stream.write(data))
+    atomic_write(Path(path), lambda stream: stream.write(data))
 
 
 def save_figure(fig: Figure, path: str | PathLike, *, dpi: int = _DPI) -> None:

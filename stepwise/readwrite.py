@@ -48,6 +48,7 @@ from .graph import DependencyGraph
 __all__ = [
     "FORMATS",
     "MARKER",
+    "atomic_write",
     "read_dot",
     "read_gexf",
     "read_graph",
@@ -182,8 +183,22 @@ def _fsync_folder(folder: Path) -> None:
             os.close(fd)
 
 
-def _atomic_write(path: Path, dump: Callable[[BinaryIO], None]) -> None:
-    """Write through ``dump`` into a temporary file next to ``path``, flush it to disk, then rename it."""
+def atomic_write(path: str | PathLike, dump: Callable[[BinaryIO], None]) -> None:
+    """Write a file atomically: ``dump`` writes into a temporary file next to ``path``, which is flushed to disk
+    and then renamed over ``path``. If ``dump`` fails, the previous file is intact and no temporary file is left.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The destination; its folder must exist.
+    dump : callable
+        Called with the temporary file opened for binary writing.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the destination folder does not exist.
+    """
     path = Path(os.path.realpath(path))  # through a symbolic link, as open() writes
     folder = path.parent
     if not folder.is_dir():
@@ -278,7 +293,7 @@ def write_graphml(graph: DependencyGraph, path: str | PathLike) -> None:
     g = _check_graph(graph, "write_graphml").to_networkx()
     _check_reserved(g, "GraphML", path)
     g = _encoded(g, (str, bool, int, float))
-    _atomic_write(path, lambda stream: nx.write_graphml(g, stream))
+    atomic_write(path, lambda stream: nx.write_graphml(g, stream))
 
 
 def read_graphml(path: str | PathLike) -> DependencyGraph:
@@ -348,7 +363,7 @@ def write_gexf(graph: DependencyGraph, path: str | PathLike) -> None:
         ET.SubElement(meta, "description").text = attrs
         writer.write(stream)
 
-    _atomic_write(path, dump)
+    atomic_write(path, dump)
 
 
 def read_gexf(path: str | PathLike) -> DependencyGraph:
@@ -433,7 +448,7 @@ def write_json(graph: DependencyGraph, path: str | PathLike) -> None:
         raise TypeError(
             f"Cannot write {path}: {error}. Store numbers, text, booleans, None, lists or dicts."
         ) from error
-    _atomic_write(path, lambda stream: stream.write(text.encode("utf-8")))
+    atomic_write(path, lambda stream: stream.write(text.encode("utf-8")))
 
 
 def read_json(path: str | PathLike) -> DependencyGraph:
@@ -538,7 +553,7 @@ def write_dot(graph: DependencyGraph, path: str | PathLike) -> None:
         for u, v, d in g.edges(data=True)
     ]
     text = "\n".join(lines + ["}", ""])
-    _atomic_write(path, lambda stream: stream.write(text.encode("utf-8")))
+    atomic_write(path, lambda stream: stream.write(text.encode("utf-8")))
 
 
 def _dot_text(raw: str) -> str:

@@ -118,7 +118,7 @@ class StepwiseSensitivity:
     --------
     >>> import torch, stepwise
     >>> _ = torch.manual_seed(0)
-    >>> net = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+    >>> net = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3)).eval()
     >>> ssa = stepwise.StepwiseSensitivity(net, ["input", "1", "softmax"])
     >>> graph = ssa.dependency_graph(torch.randn(20, 8), target=2)
     >>> graph.levels
