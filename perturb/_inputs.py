@@ -128,10 +128,7 @@ def noisy_batches(
     for start in range(0, n_samples, batch_size):
         size = min(batch_size, n_samples - start)
         noise = torch.stack(
-            [
-                torch.randn(shape, generator=generator, dtype=x.dtype, device=generator.device)
-                for _ in range(size)
-            ]
+            [torch.randn(shape, generator=generator, dtype=x.dtype, device=generator.device) for _ in range(size)]
         )
         yield x * (1 + sigma * noise.to(x.device))
 
@@ -151,7 +148,6 @@ def neuron_list(neurons: object, n_neurons: int, level: str) -> list[int]:
             raise TypeError(f"neurons must be ints; got {n!r} ({type(n).__name__}).")
         if not 0 <= n < n_neurons:
             raise ValueError(
-                f"Neuron {n} is out of range for level {level!r}, which has {n_neurons} neurons "
-                f"(0 to {n_neurons - 1})."
+                f"Neuron {n} is out of range for level {level!r}, which has {n_neurons} neurons (0 to {n_neurons - 1})."
             )
     return [int(n) for n in values]

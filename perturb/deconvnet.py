@@ -108,9 +108,7 @@ def patches(model: nn.Module, image: Tensor, level: str, neurons: int | Sequence
             f"got shape {tuple(image.shape)}."
         )
     if not isinstance(level, str):
-        raise TypeError(
-            f"The 'level' parameter of {owner} must be a level name (str). Got {level!r} instead."
-        )
+        raise TypeError(f"The 'level' parameter of {owner} must be a level name (str). Got {level!r} instead.")
     if level in (INPUT, SOFTMAX, OUTPUT):
         raise ValueError(
             f"{owner} deconvolves from a module's output, and {level!r} is not one: name a module level such as a "

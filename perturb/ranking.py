@@ -144,9 +144,7 @@ class NeuronRanking:
     def _check_level(self, level: object) -> str:
         if not isinstance(level, str) or level not in self.levels:
             raise ValueError(
-                unknown_name_message(
-                    "level", str(level), "this ranking", self.levels, f"Ranked levels: {self.levels}."
-                )
+                unknown_name_message("level", str(level), "this ranking", self.levels, f"Ranked levels: {self.levels}.")
             )
         return level
 
@@ -300,9 +298,7 @@ def _target_output(logits: Tensor, target: int, output: str) -> Tensor:
     return logits[:, target]
 
 
-def _finish(
-    sums: _Sums, n: int, o1: float, o2: float, n_neurons: int, threshold: float
-) -> tuple[Tensor, Tensor]:
+def _finish(sums: _Sums, n: int, o1: float, o2: float, n_neurons: int, threshold: float) -> tuple[Tensor, Tensor]:
     """``correlation`` and ``precision`` of one level from its sums (o1, o2: shifted sums of o and o^2).
 
     Works through blocks of neurons so that the temporaries stay in cache.
@@ -501,9 +497,7 @@ def rank_neurons(
     torch.Size([16])
     """
     if not isinstance(model, nn.Module):
-        raise TypeError(
-            f"The 'model' parameter of {_OWNER} must be a torch.nn.Module. Got {type(model).__name__}."
-        )
+        raise TypeError(f"The 'model' parameter of {_OWNER} must be a torch.nn.Module. Got {type(model).__name__}.")
     if samples is None:
         n_samples = check_int(n_samples, "n_samples", _OWNER, low=2)
         sigma = check_float(sigma, "sigma", _OWNER, low=0.0)
@@ -545,9 +539,7 @@ def rank_neurons(
     scores: dict[str, dict[str, Tensor]] = {metric: {} for metric in METRICS}
     scores["correlation"], scores["precision"] = streamed.correlation, streamed.precision
     for info in ranked:
-        for metric, values in _baseline_scores(
-            model, streamed.clean[info.name], info, feeding[info.name]
-        ).items():
+        for metric, values in _baseline_scores(model, streamed.clean[info.name], info, feeding[info.name]).items():
             scores[metric][info.name] = values
     return NeuronRanking(
         levels=[info.name for info in ranked],
@@ -583,9 +575,7 @@ def _check_samples(samples: object, x: Tensor) -> Tensor:
             "like the image."
         )
     if samples.dtype != x.dtype:
-        raise TypeError(
-            f"'samples' is {samples.dtype} but the image and the model are {x.dtype}: convert it."
-        )
+        raise TypeError(f"'samples' is {samples.dtype} but the image and the model are {x.dtype}: convert it.")
     if not torch.isfinite(samples).all():
         raise ValueError("'samples' holds NaN or Inf values: remove or replace them before the analysis.")
     return samples.detach()

@@ -82,9 +82,7 @@ def agreement(
             f"Got {type(ranking).__name__} instead."
         )
     if isinstance(metrics, str) or not isinstance(metrics, Sequence) or len(metrics) != 2:
-        raise ValueError(
-            f"The 'metrics' parameter of {owner} must be a pair of metric names. Got {metrics!r} instead."
-        )
+        raise ValueError(f"The 'metrics' parameter of {owner} must be a pair of metric names. Got {metrics!r} instead.")
     first, second = (check_option(m, "metrics", owner, METRICS) for m in metrics)
     k = check_int(k, "k", owner, low=1)
     top_a, top_b = ranking.top(first, k), ranking.top(second, k)

@@ -20,18 +20,14 @@ def benchmark(monkeypatch: pytest.MonkeyPatch):
     return module
 
 
-def test_tiny_configuration_writes_the_figures(
-    benchmark, tmp_path: Path, capsys: pytest.CaptureFixture
-) -> None:
+def test_tiny_configuration_writes_the_figures(benchmark, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     output = tmp_path / "benchmarks" / "perturb_vgg16.json"
     result = benchmark.main(["--size", "32", "--samples", "4", "--classes", "10", "--repeats", "1",
                              "--output", str(output)])  # fmt: skip
     written = json.loads(output.read_text())
     assert written["ratio"] == pytest.approx(result["ratio"])
     assert (written["size"], written["samples"], written["classes"], written["repeats"]) == (32, 4, 10, 1)
-    assert written["levels"] == [
-        f"features.{i}" for i in (1, 3, 6, 8, 11, 13, 15, 18, 20, 22, 25, 27, 29)
-    ] + [
+    assert written["levels"] == [f"features.{i}" for i in (1, 3, 6, 8, 11, 13, 15, 18, 20, 22, 25, 27, 29)] + [
         "classifier.1",
         "classifier.4",
         "softmax",
