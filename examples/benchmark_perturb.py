@@ -29,7 +29,6 @@ import platform
 import resource
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -43,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from networks import vgg16_shaped
 
 import perturb
+from stepwise.readwrite import atomic_write
 
 T = TypeVar("T")
 DEFAULT_OUTPUT = Path("results/benchmarks/perturb_vgg16.json")
@@ -173,12 +173,10 @@ def run(*, size: int, samples: int, classes: int, batch_size: int | None, repeat
 
 
 def write_json(result: dict[str, object], path: Path) -> None:
-    """Write atomically: a temporary file in the same folder, then a rename."""
+    """Write atomically (:func:`stepwise.readwrite.atomic_write`), creating the folder if needed."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as handle:
-        json.dump(result, handle, indent=2, default=float)
-        handle.write("\n")
-    os.replace(handle.name, path)
+    text = json.dumps(result, indent=2, default=float) + "\n"
+    atomic_write(path, lambda stream: stream.write(text.encode()))
 
 
 def report(result: dict[str, object]) -> str:

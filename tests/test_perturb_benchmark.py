@@ -42,4 +42,4 @@ def test_tiny_configuration_writes_the_figures(benchmark, tmp_path: Path, capsys
     assert list(written["table_head"][0])[:2] == ["level", "neuron"]
     printed = capsys.readouterr().out
     assert "ratio (b)/(a)" in printed and str(output) in printed
-    assert not list(output.parent.glob("*.tmp"))  # written atomically, no temporary file left
+    assert [p.name for p in output.parent.iterdir()] == [output.name]  # written atomically, nothing else left
