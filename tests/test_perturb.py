@@ -655,6 +655,11 @@ def test_patch_box_is_the_receptive_field_of_the_maximum(layers, level: str, foo
     assert clipped > 0
 
 
+def test_patch_of_a_unit_covers_its_whole_receptive_field() -> None:
+    (patch,) = perturb.patches(small_cnn(), cnn_image(), "6", 3)  # a logit: every pixel reaches it
+    assert (patch.location, patch.box, tuple(patch.crop.shape)) == ((), (0, 0, 8, 8), (3, 8, 8))
+
+
 def test_patches_of_several_neurons_equal_one_at_a_time() -> None:
     net, image = small_cnn(), cnn_image()
     together = perturb.patches(net, image[None], "4", [3, 0, 3])
