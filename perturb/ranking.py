@@ -685,19 +685,18 @@ def _baseline_scores(model: nn.Module, clean: Tensor, info: LevelInfo, feeding: 
 
 
 def _row_sum_and_variance(rows: Tensor) -> tuple[Tensor, Tensor]:
-    """Sum and population variance of each row, in float64 on the CPU: two passes over each block of rows.
+    """Sum and population variance of each row, in float64: two passes over each block of rows.
 
-    ``rows`` (n, m) in any floating dtype and on any device. Blocks of rows are converted to float64 one at a
-    time, so the float64 copy stays small (a VGG16 classifier layer holds 10^8 weights) and in cache.
+    ``rows`` (n, m) in any floating dtype, on any device; the result is on the CPU. Blocks of rows are converted
+    to float64 one at a time, so the float64 copy stays small (a VGG16 classifier layer holds 10^8 weights).
     """
-    values = rows.detach().cpu()
-    values = (values.float() if values.dtype == torch.bfloat16 else values).numpy()  # numpy has no bfloat16
-    total = np.empty(len(values))
-    variance = np.empty(len(values))
-    step = max(1, _CHUNK // max(values.shape[1], 1))
-    for start in range(0, len(values), step):
-        block = values[start : start + step].astype(np.float64)
-        total[start : start + step] = block.sum(axis=1)
-        block -= total[start : start + step, None] / values.shape[1]
-        variance[start : start + step] = np.einsum("ij,ij->i", block, block) / values.shape[1]
-    return torch.from_numpy(total), torch.from_numpy(variance)
+    rows = rows.detach()
+    total = torch.empty(len(rows), dtype=torch.float64, device=rows.device)
+    variance = torch.empty_like(total)
+    step = max(1, _CHUNK // rows.shape[1])
+    for start in range(0, len(rows), step):
+        block = rows[start : start + step].to(torch.float64, copy=True)  # never a view of the weights
+        total[start : start + step] = block.sum(1)
+        block -= (total[start : start + step] / rows.shape[1])[:, None]
+        variance[start : start + step] = torch.linalg.vecdot(block, block) / rows.shape[1]
+    return total.cpu(), variance.cpu()

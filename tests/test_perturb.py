@@ -546,9 +546,12 @@ class FailsOnBatches(nn.Module):
 
 
 def state_of(model: nn.Module) -> list:
-    return [m.training for m in model.modules()] + [
-        (p.requires_grad, None if p.grad is None else p.grad.clone()) for p in model.parameters()
-    ]
+    """Training flags, parameter flags, gradients and values, buffers."""
+    return (
+        [m.training for m in model.modules()]
+        + [(p.requires_grad, None if p.grad is None else p.grad.clone()) for p in model.parameters()]
+        + [(True, t.detach().clone()) for t in list(model.parameters()) + list(model.buffers())]
+    )
 
 
 def assert_same_state(before: list, after: list) -> None:
@@ -572,6 +575,19 @@ def _train_mode_model(fails: bool = False) -> nn.Module:
     convs[0].weight.requires_grad_(False)
     convs[1].weight.grad = torch.ones_like(convs[1].weight)
     return net
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("name", ["cnn", "mlp"])
+def test_weights_and_inputs_are_left_untouched(name: str, dtype: torch.dtype) -> None:
+    model_of, input_of, levels, target = CASES[name]
+    model, image = model_of().to(dtype), input_of().to(dtype)
+    samples = perturb.resample(image, n_samples=6, seed=1)
+    before, image_before, samples_before = state_of(model), image.clone(), samples.clone()
+    perturb.rank_neurons(model, image, levels[1:], target=target, samples=samples)
+    perturb.rank_neurons(model, image, levels[1:], target=target, n_samples=6)
+    assert_same_state(before, state_of(model))
+    assert torch.equal(image, image_before) and torch.equal(samples, samples_before)
 
 
 def test_hooks_removed_and_state_restored_after_a_normal_call() -> None:
