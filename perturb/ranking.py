@@ -438,7 +438,9 @@ def rank_neurons(
       in the Conv/Linear module whose output feeds the level (bias excluded).
 
     Every variance is the population variance (divides by the count). o is the target's softmax probability
-    (``output="probability"``) or its logit (``"logit"``), computed in float64 from the model output.
+    (``output="probability"``) or its logit (``"logit"``), computed in float64 from the model output. The
+    statistics are float64 sums shifted by the first resample's activations, accumulated batch by batch, so
+    memory stays bounded whatever ``n_samples``; the clean input runs in front of the first batch.
 
     Parameters
     ----------
