@@ -34,6 +34,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
@@ -146,11 +147,11 @@ def run(*, size: int, samples: int, classes: int, batch_size: int | None, repeat
     load_after = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
 
     # peak memory, each phase in a fresh process so that no earlier phase's memory is counted
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        memory = {
-            phase: pool.apply(_phase_memory, (phase, size, samples, classes, batch, seed, torch.get_num_threads()))
-            for phase in ("forward", "perturb")
-        }
+    memory = {}
+    for phase in ("forward", "perturb"):
+        with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            args = (phase, size, samples, classes, batch, seed, torch.get_num_threads())
+            memory[phase] = pool.submit(_phase_memory, *args).result()
 
     forward, ranked = statistics.median(forward_s), statistics.median(perturb_s)
     table = ranking.table()
