@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from stepwise.levels import model_device_dtype
+from stepwise.levels import check_has_values, model_device_dtype
 
 __all__ = ["make_generator", "neuron_list", "noisy_batches", "single_input"]
 
@@ -38,14 +38,15 @@ def single_input(image: object, owner: str, model: nn.Module | None = None) -> T
     TypeError
         If ``image`` is not a floating-point tensor in the model's dtype.
     ValueError
-        If ``image`` is a batch of several inputs, has another number of dimensions, is empty or holds NaN or
-        Inf values.
+        If ``image`` is a batch of several inputs, has another number of dimensions, is empty, holds NaN or
+        Inf values or is on the meta device.
     """
     if not isinstance(image, Tensor):
         raise TypeError(
             f"The 'image' parameter of {owner} must be a torch.Tensor shaped {_SHAPES}. "
             f"Got {type(image).__name__} instead. Convert arrays with torch.as_tensor."
         )
+    check_has_values(image, "'image'")
     shape = tuple(image.shape)
     if image.dim() in (2, 4) and shape[0] != 1:
         raise ValueError(

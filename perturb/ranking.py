@@ -28,7 +28,16 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from stepwise.levels import INPUT, OUTPUT, SOFTMAX, LevelInfo, analysis_mode, capture, resolve_levels
+from stepwise.levels import (
+    INPUT,
+    OUTPUT,
+    SOFTMAX,
+    LevelInfo,
+    analysis_mode,
+    capture,
+    check_has_values,
+    resolve_levels,
+)
 from stepwise.validation import check_bool, check_float, check_int, check_option, unknown_name_message
 
 from ._inputs import make_generator, noisy_batches, single_input
@@ -578,6 +587,7 @@ def _check_samples(samples: object, x: Tensor) -> Tensor:
         )
     if samples.dtype != x.dtype:
         raise TypeError(f"'samples' is {samples.dtype} but the image and the model are {x.dtype}: convert it.")
+    check_has_values(samples, "'samples'")
     if not torch.isfinite(samples).all():
         raise ValueError("'samples' holds NaN or Inf values: remove or replace them before the analysis.")
     return samples.detach()

@@ -34,6 +34,7 @@ __all__ = [
     "forward_pass",
     "hooked",
     "analysis_mode",
+    "check_has_values",
 ]
 
 INPUT = "input"
@@ -138,6 +139,24 @@ def model_device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype | No
     return torch.device("cpu"), None
 
 
+def check_has_values(tensor: Tensor, name: str) -> None:
+    """Raise ``ValueError`` if ``tensor`` is on the meta device, where tensors have a shape but no values."""
+    if tensor.is_meta:
+        raise ValueError(
+            f"{name} is on the meta device, where tensors have a shape but no values: pass {name} holding values, "
+            "on the CPU or a GPU."
+        )
+
+
+def _check_model_has_values(model: nn.Module) -> None:
+    if any(t.is_meta for t in list(model.parameters()) + list(model.buffers())):
+        raise ValueError(
+            f"The parameters of {type(model).__name__} are on the meta device, where tensors have a shape but no "
+            "values: materialise them first, for example model.to_empty(device='cpu') followed by "
+            "model.load_state_dict(state_dict)."
+        )
+
+
 # --------------------------------------------------------------------------------------------------------
 # Probing: one forward pass with a hook on every module
 # --------------------------------------------------------------------------------------------------------
@@ -211,14 +230,25 @@ def _candidate_calls(trace: _Trace) -> list[_Call]:
     return seen
 
 
-def _as_example(example_input: Tensor) -> Tensor:
+def _as_example(model: nn.Module, example_input: Tensor) -> Tensor:
+    """Check the model and the example batch before the forward pass that probes the levels."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}.")
     if not isinstance(example_input, Tensor):
         raise TypeError(
             f"example_input must be a torch.Tensor batch (N, ...); got {type(example_input).__name__}. "
             "Pass a few inputs stacked along a first batch dimension."
         )
-    if example_input.shape[0] == 0:
+    if example_input.dim() == 0 or example_input.shape[0] == 0:
         raise ValueError("example_input is empty: pass at least one input (batch dimension first).")
+    _check_model_has_values(model)
+    check_has_values(example_input, "example_input")
+    device, dtype = model_device_dtype(model)
+    if dtype is not None and example_input.device != device:
+        raise ValueError(
+            f"example_input is on {example_input.device} but the model is on {device}: move one of them, for "
+            f"example example_input.to('{device}') or model.to('{example_input.device}')."
+        )
     return example_input
 
 
@@ -249,7 +279,7 @@ def list_levels(model: nn.Module, example_input: Tensor) -> list[str]:
     >>> stepwise.list_levels(net, torch.randn(2, 4))
     ['input', '0', '1', '2', 'softmax']
     """
-    example = _as_example(example_input)
+    example = _as_example(model, example_input)
     trace = _trace(model, example)
     names = [INPUT] + [call.name for call in _candidate_calls(trace)]
     if _is_classifier_output(trace.output):
@@ -285,7 +315,7 @@ def default_levels(model: nn.Module, example_input: Tensor) -> list[str]:
     >>> stepwise.default_levels(net, torch.randn(2, 4))
     ['1', 'softmax']
     """
-    return _default_levels(_trace(model, _as_example(example_input)))
+    return _default_levels(_trace(model, _as_example(model, example_input)))
 
 
 def _default_levels(trace: _Trace) -> list[str]:
@@ -344,13 +374,22 @@ def resolve_levels(
     ValueError
         For an unknown name (close matches are suggested), a repeated name, names out of forward order, a level
         that never runs or runs several times per forward pass, a level whose output is not a tensor with a
-        batch and a channel dimension, fewer than two levels, or non-finite activations.
+        batch and a channel dimension, fewer than two levels, or non-finite activations; ``levels=None`` for a
+        model that returns no tensor; a model or an example on the meta device, or on different devices.
     TypeError
-        If ``levels`` is not a sequence of strings.
+        If ``model`` is not a module, ``example_input`` not a tensor, or ``levels`` not a sequence of strings.
     """
-    example = _as_example(example_input)
+    example = _as_example(model, example_input)
     trace = _trace(model, example)
+    model_name = type(model).__name__
     if levels is None:
+        if not isinstance(trace.output, Tensor):
+            raise ValueError(
+                f"{model_name} returns a {type(trace.output).__name__}, not a tensor, so the default levels have no "
+                "top. Wrap the model so that it returns one tensor (the class scores), or name the levels, bottom "
+                "to top, with the module whose output you want on top last (see stepwise.list_levels(model, "
+                "example_input))."
+            )
         levels = _default_levels(trace)
     if isinstance(levels, str) or not isinstance(levels, Sequence):
         raise TypeError(
@@ -359,7 +398,10 @@ def resolve_levels(
         )
     levels = list(levels)
     if not all(isinstance(name, str) for name in levels):
-        raise TypeError(f"levels must be a list of str; got {levels!r}.")
+        raise TypeError(
+            f"levels must be a list of str; got {levels!r}. Name each level as in model.named_modules() (see "
+            "stepwise.list_levels(model, example_input))."
+        )
     if len(levels) < 2:
         raise ValueError(
             f"At least two levels are needed for one step; got {levels!r}. "
@@ -369,7 +411,6 @@ def resolve_levels(
     if repeated:
         raise ValueError(f"Level(s) {repeated} appear more than once in levels: name each level once.")
     modules = {n: m for n, m in model.named_modules() if n}
-    model_name = type(model).__name__
     for position, name in enumerate(levels):
         if name == INPUT and position != 0:
             raise ValueError(f"'input' can only be the first (bottom) level; it is at position {position}.")
@@ -396,7 +437,8 @@ def resolve_levels(
             if not isinstance(tensor, Tensor):
                 raise ValueError(
                     f"The model output is a {type(tensor).__name__}, not a tensor, so {name!r} cannot be a level. "
-                    "Name the module whose output you want on top instead (see stepwise.list_levels)."
+                    "Wrap the model so that it returns one tensor, or name the module whose output you want on top "
+                    "instead (see stepwise.list_levels)."
                 )
             if name == SOFTMAX and (tensor.dim() < 2 or tensor.shape[1] < 2):
                 raise ValueError(
