@@ -26,6 +26,7 @@ from .levels import (
     SOFTMAX,
     LevelInfo,
     analysis_mode,
+    check_has_values,
     forward_pass,
     model_device_dtype,
     resolve_levels,
@@ -70,7 +71,10 @@ def _stack_inputs(inputs: object) -> Tensor:
         try:
             data = torch.cat(parts)
         except RuntimeError as error:
-            raise ValueError(f"The batches of inputs do not share one input shape: {error}") from error
+            raise ValueError(
+                f"The batches of inputs do not share one input shape ({error}): pass batches of one input shape, "
+                "batch dimension first."
+            ) from error
     else:
         raise TypeError(
             f"inputs must be a torch.Tensor (N, ...) or an iterable of tensors or (x, y) batches; got "
@@ -78,6 +82,7 @@ def _stack_inputs(inputs: object) -> Tensor:
         )
     if data.dim() == 0 or data.shape[0] == 0:
         raise ValueError(f"inputs is empty (shape {tuple(data.shape)}): pass at least one input.")
+    check_has_values(data, "inputs")
     return data
 
 
@@ -359,7 +364,7 @@ class StepwiseSensitivity:
         top = infos[-1]
         if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
             return {len(infos) - 1: set(self._neurons(top, int(target)))}
-        if isinstance(target, Iterable) and not isinstance(target, (str, bytes)):
+        if isinstance(target, Iterable) and not isinstance(target, (str, bytes, Tensor, np.ndarray)):
             chosen: dict[int, set[int]] = {}
             pairs = list(target)
             if not pairs:
@@ -372,7 +377,7 @@ class StepwiseSensitivity:
             return chosen
         raise TypeError(
             f"target must be a class index (int) of the top level {top.name!r} or a list of (level, index) pairs; "
-            f"got {type(target).__name__}."
+            f"got {type(target).__name__}. Pass a Python int (int(target) converts a one-element tensor or array)."
         )
 
     def _advice(self, upper: LevelInfo) -> str:
