@@ -309,6 +309,13 @@ def _load_data(args: argparse.Namespace) -> _Data:
         raise _UsageError(
             f"--data {path}: inputs are {inputs.dtype}; save floating-point inputs, scaled as the model expects."
         )
+    finite = torch.isfinite(inputs.flatten(1)).all(dim=1)
+    if not finite.all():
+        bad = (~finite).nonzero().flatten().tolist()
+        raise _UsageError(
+            f"--data {path}: {len(bad)} of the {len(inputs)} inputs hold NaN or Inf values (positions "
+            f"{', '.join(map(str, bad[:5]))}{', ...' if len(bad) > 5 else ''}); remove or replace them."
+        )
     if labels is not None:
         if labels.dim() != 1 or labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
             raise _UsageError(
