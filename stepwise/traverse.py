@@ -11,6 +11,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from os import PathLike
 from typing import Any
 
 import networkx as nx
@@ -20,6 +21,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ._version import __version__
+from .checkpoint import Checkpoint, checkpoint_path, model_digest, tensor_digest
 from .graph import DependencyGraph, node_key
 from .closed_form import ClosedFormStep, LayerStep, plan_closed_form
 from .levels import (
@@ -43,6 +45,10 @@ _OUTLIER_WORDS = {"positive": "a positive Tukey outlier", "negative": "a negativ
                   "both": "a Tukey outlier of either sign"}  # fmt: skip
 #: Bytes of activations per batch that the automatic batch size aims at.
 _BATCH_BYTES = 1 << 30
+
+
+#: An edge found by a step: (upper neuron, lower neuron, count, mean ω).
+_Edge = tuple[int, int, int, float]
 
 
 @dataclass
@@ -393,7 +399,9 @@ class StepwiseSensitivity:
         advice += [f"a smaller fence than {self.fence}", "more inputs"]
         return ", ".join(advice[:-1]) + " or " + advice[-1]
 
-    def dependency_graph(self, inputs: object, *, target: object) -> DependencyGraph:
+    def dependency_graph(
+        self, inputs: object, *, target: object, checkpoint: str | PathLike | None = None
+    ) -> DependencyGraph:
         """Traverse the network from ``target`` down to the bottom level and return the dependency graph.
 
         At each step from an upper level to the one below it, every neuron of the current set gets as children
@@ -408,11 +416,27 @@ class StepwiseSensitivity:
         target : int or list of (str, int)
             A neuron index of the top level (the class for ``softmax``), or neurons ``(level, index)`` at any
             levels; the traversal starts at the highest level named.
+        checkpoint : str or path-like, optional
+            A JSON file (:mod:`stepwise.checkpoint`) that records each finished step, rewritten atomically after
+            every step. When it exists, the steps it records are not computed again: a rerun with the same
+            arguments after an interruption resumes where the run stopped and returns the identical graph (with
+            the same warnings). When the traversal ends, the file is kept, marked complete, so that a rerun
+            returns the graph at once; delete it to compute afresh.
 
         Returns
         -------
         DependencyGraph
+
+        Raises
+        ------
+        ValueError
+            If ``checkpoint`` names a folder, is not a checkpoint (for example damaged), or was made by another
+            analysis: another stepwise version, other settings (levels, target, rule, branching, fence, sign,
+            batch size, ...), other model parameters or buffers, or other inputs. Nothing is mixed in.
+        FileNotFoundError
+            If the folder of ``checkpoint`` does not exist.
         """
+        path = None if checkpoint is None else checkpoint_path(checkpoint, f"{_OWNER}.dependency_graph")
         data, infos, plan, batch_size = self._prepare(inputs)
         targets = self._targets(infos, target)
         start = max(targets)
@@ -428,8 +452,13 @@ class StepwiseSensitivity:
             n_inputs=len(data),
             version=__version__,
         )
-        plan = {position: step for position, step in plan.items() if position <= start}
-        passes = (1 if plan else 0) + sum(1 for position in range(start, 0, -1) if position not in plan)
+        journal = None if path is None else Checkpoint(path, self._fingerprint(data, graph.graph, batch_size))
+        # Positions start, start - 1, ..., 1 are steps; those a checkpoint records are not computed again.
+        first = start
+        if journal is not None:
+            first = 0 if journal.complete else start - len(journal.steps)
+        plan = {position: step for position, step in plan.items() if position <= first}
+        passes = (1 if plan else 0) + sum(1 for position in range(first, 0, -1) if position not in plan)
         with analysis_mode(self.model, owner=_OWNER), tqdm(
             total=passes * n_batches, disable=not self.progress, desc="dependency graph"
         ) as bar:
@@ -437,11 +466,26 @@ class StepwiseSensitivity:
                 if plan:
                     bar.set_postfix_str(f"closed-form statistics of {len(plan)} steps")
                     self._collect(data, batch_size, plan, bar)
-                self._traverse(data, batch_size, infos, plan, targets, start, graph, bar)
+                self._traverse(data, batch_size, infos, plan, targets, start, graph, bar, journal)
             finally:
                 for step in plan.values():
                     step.clear()
         return DependencyGraph(graph)
+
+    def _fingerprint(self, data: Tensor, attrs: dict[str, Any], batch_size: int) -> dict[str, Any]:
+        """What a checkpoint must match: the version, the settings, hashes of the model and of the inputs."""
+        device, _ = model_device_dtype(self.model)
+        names = ("levels", "target", "rule", "branching", "fence", "sign")
+        settings = {name: attrs[name] for name in names}
+        settings.update(
+            channel_dim=self.channel_dim, closed_form=self.closed_form, batch_size=batch_size, device=device.type
+        )
+        return {
+            "version": __version__,
+            "settings": settings,
+            "model": {"class": type(self.model).__name__, "sha256": model_digest(self.model)},
+            "inputs": {"shape": list(data.shape), "dtype": str(data.dtype), "sha256": tensor_digest(data)},
+        }
 
     def _traverse(
         self,
@@ -453,8 +497,10 @@ class StepwiseSensitivity:
         start: int,
         graph: nx.DiGraph,
         bar: Any,
+        journal: Checkpoint | None,
     ) -> None:
-        """Steps from level ``start`` down, adding nodes and edges to ``graph``."""
+        """Steps from level ``start`` down, adding nodes and edges to ``graph``. The steps ``journal`` records are
+        read from it; the others are computed, and recorded when there is a journal."""
         top = len(infos) - 1
 
         def add_nodes(position: int, neurons: Iterable[int]) -> None:
@@ -466,30 +512,29 @@ class StepwiseSensitivity:
         add_nodes(start, current)
         for position in range(start, 0, -1):
             upper, lower = infos[position], infos[position - 1]
-            bar.set_postfix_str(f"{lower.name} <- {upper.name} ({len(current)} neurons)")
-            if position in plan:
-                stats = self._closed_step(plan[position], current, len(data), keep_omega=False)
-            else:
-                stats = self._step(data, batch_size, lower, upper, current, keep_omega=False, bar=bar)
-            counts = stats.counts.cpu().numpy()
-            mean_omega = (stats.omega_sum / len(data)).cpu().numpy()
-            children = select_children(counts, mean_omega, branching=self.branching, sign=self.sign)
-            found: set[int] = set()
-            for row, (parent, kids) in enumerate(zip(current, children)):
-                add_nodes(position - 1, kids)
-                for k in kids:
-                    graph.add_edge(
-                        node_key(upper.name, parent),
-                        node_key(lower.name, int(k)),
-                        count=int(counts[row, k]),
-                        frequency=float(counts[row, k]) / len(data),
-                        relevance=float(mean_omega[row, k]),
-                        sign=1 if mean_omega[row, k] >= 0 else -1,
-                    )
-                found.update(int(k) for k in kids)
             explicit = targets.get(position - 1, set())
+            if journal is not None and start - position < len(journal.steps):
+                edges, following = _recorded_step(journal, start - position, position, infos, current, len(data))
+            else:
+                bar.set_postfix_str(f"{lower.name} <- {upper.name} ({len(current)} neurons)")
+                edges = self._compute_step(data, batch_size, lower, upper, plan.get(position), current, bar)
+                following = sorted({child for _, child, _, _ in edges} | explicit)
+                if journal is not None:
+                    step = {"position": position, "step": f"{lower.name} <- {upper.name}", "edges": edges,
+                            "next": following}  # fmt: skip
+                    journal.record(step, complete=position == 1 or not following)
+            for parent, child, count, relevance in edges:
+                add_nodes(position - 1, [child])
+                graph.add_edge(
+                    node_key(upper.name, parent),
+                    node_key(lower.name, child),
+                    count=count,
+                    frequency=float(count) / len(data),
+                    relevance=relevance,
+                    sign=1 if relevance >= 0 else -1,
+                )
             add_nodes(position - 1, explicit)
-            if not found:
+            if not edges:
                 reason = (
                     f"no neuron of {lower.name!r} is {_OUTLIER_WORDS[self.sign]} of ω (fence "
                     f"{self.fence}) for any of the {len(current)} neuron(s) of {upper.name!r} on any of the "
@@ -503,6 +548,64 @@ class StepwiseSensitivity:
                     UserWarning,
                     stacklevel=3,
                 )
-            current = sorted(found | explicit)
+            current = following
             if not current:
                 break
+        if journal is not None:
+            journal.finish()
+
+    def _compute_step(
+        self,
+        data: Tensor,
+        batch_size: int,
+        lower: LevelInfo,
+        upper: LevelInfo,
+        closed: ClosedFormStep | None,
+        parents: list[int],
+        bar: Any,
+    ) -> list[_Edge]:
+        """One step of the traversal: the edges from each neuron of ``parents`` to its children."""
+        if closed is not None:
+            stats = self._closed_step(closed, parents, len(data), keep_omega=False)
+        else:
+            stats = self._step(data, batch_size, lower, upper, parents, keep_omega=False, bar=bar)
+        counts = stats.counts.cpu().numpy()
+        mean_omega = (stats.omega_sum / len(data)).cpu().numpy()
+        children = select_children(counts, mean_omega, branching=self.branching, sign=self.sign)
+        return [
+            (parent, int(k), int(counts[row, k]), float(mean_omega[row, k]))
+            for row, (parent, kids) in enumerate(zip(parents, children))
+            for k in kids
+        ]
+
+
+def _recorded_step(
+    journal: Checkpoint, done: int, position: int, infos: list[LevelInfo], parents: list[int], n_inputs: int
+) -> tuple[list[_Edge], list[int]]:
+    """The edges and the next neuron set of a step a checkpoint records, checked against this analysis."""
+    step = journal.steps[done]
+    lower, upper = infos[position - 1], infos[position]
+    if step.get("position") != position:
+        raise journal.corrupt(f"step {done} is at position {step.get('position')!r}, expected {position}")
+
+    def whole(value: object, low: int, high: int) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+    edges, following = step.get("edges"), step.get("next")
+    if not isinstance(edges, list) or not all(
+        isinstance(edge, list)
+        and len(edge) == 4
+        and whole(edge[0], 0, upper.n_neurons - 1)
+        and edge[0] in parents
+        and whole(edge[1], 0, lower.n_neurons - 1)
+        and whole(edge[2], 1, n_inputs)
+        and isinstance(edge[3], float)
+        for edge in edges
+    ):
+        raise journal.corrupt(
+            f"the edges of step {lower.name} <- {upper.name} are not [parent, child, count, mean ω] entries of this "
+            "analysis"
+        )
+    if not isinstance(following, list) or not all(whole(n, 0, lower.n_neurons - 1) for n in following):
+        raise journal.corrupt(f"'next' of step {lower.name} <- {upper.name} is not a list of neurons of {lower.name!r}")
+    return [(parent, child, count, relevance) for parent, child, count, relevance in edges], following
