@@ -11,7 +11,8 @@ Subcommands (``stepwise COMMAND --help`` explains every option):
 Bad arguments (a missing file, a module without the factory, a level typo, data the model rejects, weights that
 do not fit the architecture) stop the command before any long computation with a message and exit status 2.
 Every file is written atomically (a temporary file, then a rename), so an interrupted run never leaves a
-half-written file. matplotlib is imported only when a figure is drawn.
+half-written file; with ``--checkpoint DIR``, ``demo`` and ``analyse`` record each finished step of each class's
+traversal, and the same command run again resumes where it stopped. matplotlib is imported only when a figure is drawn.
 """
 
 from __future__ import annotations
@@ -462,6 +463,14 @@ def _output_folder(path: Path) -> Path:
     return path
 
 
+def _check_checkpoint_folder(path: Path | None) -> None:
+    if path is not None and path.exists() and not path.is_dir():
+        raise _UsageError(
+            f"--checkpoint {path} is a file; name a folder (it is created if needed and holds one checkpoint file "
+            "per class)."
+        )
+
+
 # ------------------------------------------------------------------------------------------------ work
 
 
@@ -588,13 +597,14 @@ def _graphs(
             label = setup.data.name(c)
             bar.set_postfix_str(f"class {label}, {len(index)} inputs")
             inputs = setup.data.inputs[index]
+            stem = f"class_{_file_label(label)}"
+            checkpoint = None if args.checkpoint is None else args.checkpoint / f"{stem}.checkpoint.json"
             with progress.stage("dependency graphs"), warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", UserWarning)
-                graph = ssa.dependency_graph(inputs, target=c)
+                graph = ssa.dependency_graph(inputs, target=c, checkpoint=checkpoint)
             warning = "; ".join(str(w.message) for w in caught if issubclass(w.category, UserWarning)) or None
             if warning:
                 progress.note(f"class {label}: {warning}")
-            stem = f"class_{_file_label(label)}"
             with progress.stage("writing graphs and figures"):
                 graph.write(out / f"{stem}.graphml")
                 graph.write(out / f"{stem}.json")
@@ -963,6 +973,8 @@ def _run_analysis(
             "lower --min-probability, or check that the labels match the model's classes."
         )
     out.mkdir(parents=True, exist_ok=True)
+    if args.checkpoint is not None:
+        args.checkpoint.mkdir(parents=True, exist_ok=True)
     runs = _graphs(setup, selection, args, out, progress)
     clusters = _cluster(runs, args.clusters, out, progress)
     graph_lines, graph_records = _graph_section(setup, runs, selection)
@@ -1004,6 +1016,7 @@ def _demo(args: argparse.Namespace, progress: _Progress) -> Path:
     from .models import digits_cnn, digits_data
 
     out = _output_folder(args.out)
+    _check_checkpoint_folder(args.checkpoint)
     with progress.stage("loading"):
         dtype = _DTYPES[args.dtype]
         model = digits_cnn().to(dtype)
@@ -1028,6 +1041,7 @@ def _demo(args: argparse.Namespace, progress: _Progress) -> Path:
 
 def _analyse(args: argparse.Namespace, progress: _Progress) -> Path:
     out = _output_folder(args.out)
+    _check_checkpoint_folder(args.checkpoint)
     with progress.stage("loading"):
         setup = _setup(args)
     _run_analysis(setup, args, out, progress, title=f"stepwise analyse: {setup.model_name}", perturbation=False)
@@ -1331,6 +1345,15 @@ def _add_ssa_options(parser: argparse.ArgumentParser) -> None:
         metavar="K",
         help="flat clusters cut from the dendrogram of the class graphs",
     )
+    group.add_argument(
+        "--checkpoint",
+        type=Path,
+        metavar="DIR",
+        help="record each finished step of each class's traversal in DIR/class_c.checkpoint.json (DIR is "
+        "created if needed); rerun the same command after an interruption to resume where it stopped, with "
+        "identical graphs. A checkpoint made with other model weights, data, settings or stepwise version is "
+        "refused; finished classes' checkpoints are kept, so a rerun skips them (delete DIR to start afresh)",
+    )
 
 
 def _add_perturb_options(parser: argparse.ArgumentParser) -> None:
@@ -1481,7 +1504,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _UsageError as error:
         args.parser.error(str(error))
     except KeyboardInterrupt:
-        print("stepwise: interrupted; the files written so far are complete.", file=sys.stderr)
+        resume = (
+            f" Rerun the same command to resume from the checkpoints in {args.checkpoint}."
+            if getattr(args, "checkpoint", None) is not None
+            else ""
+        )
+        print(f"stepwise: interrupted; the files written so far are complete.{resume}", file=sys.stderr)
         return 130
     except (ValueError, TypeError, RuntimeError, OSError) as error:
         print(f"stepwise {args.command}: error: {error}", file=sys.stderr)

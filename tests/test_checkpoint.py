@@ -22,6 +22,8 @@ from torch import Tensor, nn
 import stepwise
 from stepwise import traverse
 from stepwise.checkpoint import model_digest, tensor_digest
+from stepwise.cli import main
+from stepwise.models import digits_data
 from stepwise.readwrite import write_json
 
 TESTS = Path(__file__).parent
@@ -401,3 +403,58 @@ def test_a_bad_checkpoint_path_is_refused_before_any_work(checkpoint, error, mes
     with pytest.raises(error, match=message):
         stepwise.StepwiseSensitivity(model, levels).dependency_graph(inputs, target=1, checkpoint=checkpoint(tmp_path))
     assert not forwards
+
+
+# ------------------------------------------------------------------------------------------------ command line
+
+
+@pytest.fixture(scope="module")
+def digits_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three training images of each of the classes 0 and 1, with labels."""
+    images, labels, train, _ = digits_data()
+    chosen = torch.cat([train[labels[train] == c][:3] for c in (0, 1)])
+    path = tmp_path_factory.mktemp("digits") / "digits.pt"
+    torch.save((images[chosen], labels[chosen]), path)
+    return path
+
+
+def test_the_command_resumes_each_class_from_its_checkpoint(
+    digits_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, work: dict[str, list], capsys
+) -> None:
+    def analyse(out: str, *extra: str) -> int:
+        args = ["analyse", "--model", "stepwise.models:digits_cnn", "--data", str(digits_file), "--quiet"]
+        return main([*args, "--out", str(tmp_path / out), *extra])
+
+    assert analyse("plain") == 0
+    checkpoints = tmp_path / "checkpoints"
+    with monkeypatch.context() as patch:  # interrupted in the second step of class 0
+        patch.setattr(traverse, "select_children", interrupt_on_call(2))
+        assert analyse("resumed", "--checkpoint", str(checkpoints)) == 130
+    assert f"Rerun the same command to resume from the checkpoints in {checkpoints}." in capsys.readouterr().err
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["class_0.checkpoint.json"]
+    assert len(json.loads((checkpoints / "class_0.checkpoint.json").read_text())["steps"]) == 1
+
+    work["steps"].clear()
+    assert analyse("resumed", "--checkpoint", str(checkpoints)) == 0
+    n_steps = len(json.loads((checkpoints / "class_1.checkpoint.json").read_text())["steps"])
+    n_class_0 = len(json.loads((checkpoints / "class_0.checkpoint.json").read_text())["steps"])
+    assert len(work["steps"]) == n_class_0 - 1 + n_steps  # class 0's first step is not computed again
+    for label in ("0", "1"):
+        saved = json.loads((checkpoints / f"class_{label}.checkpoint.json").read_text())
+        assert saved["complete"] is True
+        for suffix in (".json", ".graphml"):
+            name = f"class_{label}{suffix}"
+            assert (tmp_path / "resumed" / name).read_bytes() == (tmp_path / "plain" / name).read_bytes()
+
+    work["steps"].clear()  # complete checkpoints: nothing is computed again
+    assert analyse("again", "--checkpoint", str(checkpoints)) == 0
+    assert work["steps"] == []
+
+    assert analyse("other", "--checkpoint", str(checkpoints), "--branching", "2") == 1
+    err = capsys.readouterr().err
+    assert "Cannot resume from the checkpoint" in err and "branching: 3 in the checkpoint, 2 now" in err
+
+    with pytest.raises(SystemExit) as exit_status:
+        analyse("file", "--checkpoint", str(digits_file))
+    assert exit_status.value.code == 2
+    assert f"--checkpoint {digits_file} is a file; name a folder" in capsys.readouterr().err
