@@ -90,6 +90,17 @@ def model_digest(model: nn.Module) -> str:
 def checkpoint_path(value: object, owner: str) -> Path:
     """``value`` as the path of a checkpoint file, or a clear error before any computation.
 
+    Parameters
+    ----------
+    value : object
+        What the user passed as ``checkpoint``.
+    owner : str
+        The function that takes it, named in the error message.
+
+    Returns
+    -------
+    Path
+
     Raises
     ------
     TypeError

@@ -433,6 +433,8 @@ class StepwiseSensitivity:
             If ``checkpoint`` names a folder, is not a checkpoint (for example damaged), or was made by another
             analysis: another stepwise version, other settings (levels, target, rule, branching, fence, sign,
             batch size, ...), other model parameters or buffers, or other inputs. Nothing is mixed in.
+        TypeError
+            If ``checkpoint`` is not a str or path-like.
         FileNotFoundError
             If the folder of ``checkpoint`` does not exist.
         """
