@@ -1,12 +1,14 @@
 """DependencyGraph: the result of a traversal, a thin typed face over a ``networkx.DiGraph``.
 
 This module knows nothing of torch. Schema (DESIGN.md): node key ``"{level}:{index}"`` with attributes
-``level`` (str), ``index`` (int) and ``depth`` (int, 0 = top level); edges run upper -> lower ("depends on")
-with attributes ``count`` (int), ``frequency`` (float, count / number of inputs), ``relevance`` (float, mean ω
-over inputs) and ``sign`` (int, +1 or -1). Graph attributes: ``levels`` (list of str, bottom to top) and
-``target`` (an int, the neuron of the top level, or a list of ``[level, index]`` pairs) are required; a traversal
-also records ``model``, ``rule``, ``branching``, ``fence``, ``sign``, ``n_inputs``, ``version``, and
-``stopped_at``/``stop_reason`` when it ended before the bottom level. Further attributes are kept as they are.
+``level`` (str), ``index`` (int, at least 0) and ``depth`` (int, 0 = top level); edges run upper -> lower
+("depends on"), so the graph has no cycle, with attributes ``count`` (int, at least 1), ``frequency`` (float in
+(0, 1], count / number of inputs), ``relevance`` (finite float, mean ω over inputs) and ``sign`` (int, +1 or -1,
+the sign of ``relevance``). Graph attributes: ``levels`` (list of str, bottom to top) and ``target`` (an int, the
+neuron of the top level, or a list of ``[level, index]`` pairs) are required; a traversal also records ``model``,
+``rule``, ``sign``, ``version`` (str), ``branching``, ``n_inputs`` (int), ``fence`` (float), and
+``stopped_at``/``stop_reason`` (str) when it ended before the bottom level; these have their types when present.
+Further attributes are kept as they are.
 
 The paper's three relevance metrics of a neuron (SSA paper, section 5), as :meth:`DependencyGraph.node_metrics`
 tabulates them for every node:
@@ -47,6 +49,17 @@ _GRAPH_ATTRS = {
 }
 _NODE_ATTRS = {"level": str, "index": int, "depth": int}
 _EDGE_ATTRS = {"count": int, "frequency": float, "relevance": float, "sign": int}
+_RECORDED_ATTRS = {
+    "model": str,
+    "rule": str,
+    "sign": str,
+    "version": str,
+    "stopped_at": str,
+    "stop_reason": str,
+    "branching": int,
+    "n_inputs": int,
+    "fence": float,
+}
 _SHOWN = 5  # offending nodes or edges named in an error message
 
 
@@ -92,6 +105,10 @@ def _missing(
     )
 
 
+def _kind_name(kind: type) -> str:
+    return {str: "a str", int: "an int", float: "a finite float"}[kind]
+
+
 def _checked_target(target: object, levels: list[str]) -> int | list[list]:
     if isinstance(target, numbers.Integral) and not isinstance(target, (bool, np.bool_)):
         return int(target)
@@ -122,9 +139,10 @@ def _checked(graph: nx.DiGraph) -> nx.DiGraph:
     Raises
     ------
     ValueError
-        Naming what is missing or wrong: graph attributes, node or edge attributes, their types, a node key that
-        is not ``"{level}:{index}"``, a node whose level is not among ``levels`` or whose depth does not match
-        it, an edge that does not run from a level to a lower one.
+        Naming what is missing or wrong, and where: graph attributes, node or edge attributes, their types, a
+        node key that is not ``"{level}:{index}"``, a negative index, a node whose level is not among ``levels``
+        or whose depth does not match it, a cycle, an edge that does not run from a level to a lower one, a count
+        below 1, a frequency outside (0, 1], a sign that is not the sign of the relevance.
     """
     graph = copy.deepcopy(graph)
     missing = [name for name in _GRAPH_ATTRS if name not in graph.graph]
@@ -147,6 +165,15 @@ def _checked(graph: nx.DiGraph) -> nx.DiGraph:
         )
     graph.graph["levels"] = levels
     graph.graph["target"] = _checked_target(graph.graph["target"], levels)
+    for name, kind in _RECORDED_ATTRS.items():
+        if name in graph.graph:
+            value = _coerce(graph.graph[name], kind)
+            if value is None or (kind is float and not math.isfinite(value)):
+                raise ValueError(
+                    f"The graph attribute {name!r} is {graph.graph[name]!r} ({type(graph.graph[name]).__name__}): "
+                    f"it must be {_kind_name(kind)}, as a traversal records it."
+                )
+            graph.graph[name] = value
 
     nodes = list(graph.nodes(data=True))
     error = _missing(
@@ -161,9 +188,11 @@ def _checked(graph: nx.DiGraph) -> nx.DiGraph:
             if value is None:
                 raise ValueError(
                     f"Node {key!r} has {name}={data[name]!r} ({type(data[name]).__name__}); {name} must be "
-                    f"{'a' if kind is str else 'an'} {kind.__name__}."
+                    f"{_kind_name(kind)}."
                 )
             data[name] = value
+        if data["index"] < 0:
+            raise ValueError(f"Node {key!r} has index {data['index']}; a neuron's index is at least 0.")
         if data["level"] not in levels:
             raise ValueError(
                 f"Node {key!r} has level {data['level']!r}, which is not in the graph's levels {levels}."
@@ -189,17 +218,42 @@ def _checked(graph: nx.DiGraph) -> nx.DiGraph:
     )
     if error:
         raise error
+    try:
+        cycle = nx.find_cycle(graph)
+    except nx.NetworkXNoCycle:
+        pass
+    else:
+        path = " -> ".join(repr(u) for u, _ in cycle) + f" -> {cycle[0][0]!r}"
+        raise ValueError(
+            f"The graph has a cycle, {path}: edges run from a neuron to one of a lower level it depends on, so a "
+            "dependency graph has none."
+        )
     for (u, v), data in edges:
         for name, kind in _EDGE_ATTRS.items():
             value = _coerce(data[name], kind)
             if value is None or (kind is float and not math.isfinite(value)):
                 raise ValueError(
                     f"Edge {u!r} -> {v!r} has {name}={data[name]!r} ({type(data[name]).__name__}); {name} must be "
-                    f"{'an int' if kind is int else 'a finite float'}."
+                    f"{_kind_name(kind)}."
                 )
             data[name] = value
+        if data["count"] < 1:
+            raise ValueError(
+                f"Edge {u!r} -> {v!r} has count={data['count']}; count is the number of inputs in which the lower "
+                "neuron is an outlier, at least 1 (a neuron with count 0 is never a child)."
+            )
+        if not 0.0 < data["frequency"] <= 1.0:
+            raise ValueError(
+                f"Edge {u!r} -> {v!r} has frequency={data['frequency']!r}; frequency is count / number of inputs, "
+                "in (0, 1]."
+            )
         if data["sign"] not in (1, -1):
             raise ValueError(f"Edge {u!r} -> {v!r} has sign={data['sign']}; sign must be +1 or -1.")
+        if data["sign"] * data["relevance"] < 0:
+            raise ValueError(
+                f"Edge {u!r} -> {v!r} has sign={data['sign']} but relevance={data['relevance']!r}; sign is the sign "
+                "of relevance (+1 when relevance >= 0, -1 below)."
+            )
         if graph.nodes[u]["depth"] >= graph.nodes[v]["depth"]:
             raise ValueError(
                 f"Edge {u!r} -> {v!r} runs from depth {graph.nodes[u]['depth']} to depth {graph.nodes[v]['depth']}: "

@@ -135,8 +135,26 @@ def test_missing_edge_attributes_are_named():
         (lambda g: g.edges["fc2:1", "fc1:5"].update(sign=0), r"sign=0; sign must be \+1 or -1"),
         (
             lambda g: g.add_edge("input:4", "fc1:5", count=1, frequency=0.1, relevance=0.1, sign=1),
-            r"runs from depth 3",
+            r"The graph has a cycle, 'fc1:5' -> 'input:4' -> 'fc1:5': edges run from a neuron",
         ),
+        (
+            lambda g: (
+                g.add_edge("input:4", "fc2:9", count=1, frequency=0.1, relevance=0.1, sign=1)
+                or g.nodes["fc2:9"].update(level="fc2", index=9, depth=1)
+            ),
+            r"Edge 'input:4' -> 'fc2:9' runs from depth 3 to depth 1",
+        ),
+        (
+            lambda g: g.nodes["fc1:5"].update(index=-5) or nx.relabel_nodes(g, {"fc1:5": "fc1:-5"}, copy=False),
+            r"Node 'fc1:-5' has index -5; a neuron's index is at least 0",
+        ),
+        (lambda g: g.edges["fc2:1", "fc1:5"].update(count=0), r"count=0; count is the number of inputs"),
+        (lambda g: g.edges["fc2:1", "fc1:5"].update(frequency=1.5), r"frequency=1.5; .* in \(0, 1\]"),
+        (lambda g: g.edges["fc2:1", "fc1:5"].update(frequency=0), r"frequency=0.0; .* in \(0, 1\]"),
+        (lambda g: g.edges["fc2:1", "fc1:5"].update(sign=-1), r"sign=-1 but relevance=0.1; sign is the sign"),
+        (lambda g: g.graph.update(n_inputs="10"), r"'n_inputs' is '10' \(str\): it must be an int"),
+        (lambda g: g.graph.update(fence=float("inf")), r"'fence' is inf \(float\): it must be a finite float"),
+        (lambda g: g.graph.update(rule=None), r"'rule' is None \(NoneType\): it must be a str"),
         (lambda g: g.graph.update(target="3"), r"'target' is '3' \(str\)"),
         (lambda g: g.graph.update(target=[["fc7", 1]]), r"names level 'fc7'"),
         (lambda g: g.graph.update(target=[["fc2"]]), r"must be a \[level, index\] pair"),
