@@ -1130,7 +1130,8 @@ def _levels(args: argparse.Namespace, progress: _Progress) -> None:
         except Exception as error:  # the model rejects the shape given
             raise _UsageError(
                 f"--input-shape {' '.join(map(str, args.input_shape))}: the model rejects inputs of that shape "
-                f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})."
+                f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}). Give the shape of "
+                "one input as the model expects it, without the batch dimension."
             ) from error
     names = list_levels(model, example)
     defaults = set(default_levels(model, example))
