@@ -11,16 +11,25 @@ GEXF has no graph attributes, so they are kept, marked the same way, as JSON in 
 ``<meta><description>``; and as GEXF declares one type per node (or edge) attribute, an attribute whose values
 mix types across nodes (or edges) is JSON-encoded on every one. DOT has no types: numbers are written as
 numerals and read back as ``int`` or ``float``, and a text value that reads like a number is JSON-encoded
-(except the node attribute ``level``, always text).
+(except the node attribute ``level``, always text). Text with a character XML cannot hold as it is (control
+characters but tab and newline, a carriage return, which XML reads back as a newline) is JSON-encoded in GraphML
+and GEXF, and so is text with a control character in DOT; node keys and attribute names are written as they are,
+so GraphML and GEXF refuse one with such a character (JSON stores any).
 
 **Atomic.** A writer writes a temporary file in the destination folder, flushes it to disk and renames it over
 the destination: a failed write leaves any previous file untouched and no temporary file behind.
 
 **Safe.** GraphML and GEXF are parsed with ``defusedxml``: a file with a DTD, entity declarations (the "billion
-laughs" expansion) or external entities is refused with a ``ValueError``.
+laughs" and quadratic blow-up expansions) or external entities (``file://``, ``http://``) is refused with a
+``ValueError``, and so is XML or JSON nested deeper than any graph file. Every reader takes ``max_bytes``, the
+largest file it reads (default :data:`MAX_BYTES`, 100 MiB), checked before parsing: a file sent by someone else
+cannot exhaust memory or time (parsing XML takes about twenty times the file's size in memory). A traversal's
+graph takes far less, a few hundred bytes per edge; pass ``max_bytes=None`` to read a larger file you trust.
 
-**Checked.** What is read must be a stepwise dependency graph (see :mod:`stepwise.graph`); otherwise the
-``ValueError`` names what is missing. Reading DOT needs ``pydot`` (an optional dependency); writing it does not.
+**Checked.** Every reader applies the same check before it returns: each node is declared once, each edge once,
+and every edge names declared nodes; then the graph must follow the schema of :mod:`stepwise.graph` (attributes,
+their types, keys, depths, no cycle). The ``ValueError`` names the problem and where (file, node, edge,
+attribute). Reading DOT needs ``pydot`` (an optional dependency); writing it does not.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ import io
 import json
 import os
 import re
+import reprlib
 import secrets
 import stat
 import xml.etree.ElementTree as ET
@@ -44,10 +54,12 @@ import networkx as nx
 from networkx.readwrite.gexf import GEXFWriter
 
 from .graph import DependencyGraph
+from .validation import check_int
 
 __all__ = [
     "FORMATS",
     "MARKER",
+    "MAX_BYTES",
     "atomic_write",
     "read_dot",
     "read_gexf",
@@ -65,6 +77,9 @@ __all__ = [
 FORMATS = (".graphml", ".gexf", ".json", ".dot")
 #: Prefix of a text value that holds a JSON-encoded value.
 MARKER = "stepwise-json:"
+#: The default ``max_bytes`` of the readers: the largest file they read, 100 MiB.
+MAX_BYTES = 100 * 2**20
+_XML_DEPTH = 32  # elements nest at most 6 deep in GEXF, 4 in GraphML
 
 # Attribute names a format uses for its own fields: writing them as data would not read back as written.
 _RESERVED: dict[str, dict[str, set[str]]] = {
@@ -82,6 +97,8 @@ _DOT_FLOAT = re.compile(r"-?(?:[0-9]+\.[0-9]*(?:e[-+]?[0-9]+)?|[0-9]+e[-+]?[0-9]
 _DOT_NAME = re.compile(r"[A-Za-z_][A-Za-z_0-9]*\Z")
 _DOT_KEYWORDS = {"node", "edge", "graph", "digraph", "subgraph", "strict"}
 _DOT_TEXT = frozenset({"level"})  # node attributes always str: a level named "8" is written as it is
+# A character XML 1.0 cannot hold, or a carriage return, which XML parsers read back as a newline.
+_NOT_XML = re.compile("[^\t\n\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -124,6 +141,24 @@ def _check_reserved(g: nx.DiGraph, fmt: str, path: Path) -> None:
             )
 
 
+def _check_xml_names(g: nx.DiGraph, fmt: str, path: Path) -> None:
+    """Node keys and attribute names are written as they are: refuse a character XML cannot hold."""
+
+    def check(name: object, what: str) -> None:
+        found = _NOT_XML.search(str(name))
+        if found:
+            raise ValueError(
+                f"Cannot write {path}: {what} holds the character {found.group()!r}, which {fmt} (XML) cannot store "
+                "as it is. Rename it, or write JSON, which stores any text."
+            )
+
+    for node in g:
+        check(node, f"the node key {node!r}")
+    for kind, item, data in _attribute_dicts(g):
+        for name in data:
+            check(name, f"the attribute name {name!r} of " + ("the graph" if item is None else f"{kind} {item!r}"))
+
+
 def _json_text(value: object, where: str) -> str:
     try:
         return MARKER + json.dumps(value)
@@ -134,16 +169,21 @@ def _json_text(value: object, where: str) -> str:
         ) from error
 
 
-def _encoded(g: nx.DiGraph, native: tuple[type, ...], *, one_type_per_name: bool = False) -> nx.DiGraph:
+def _encoded(
+    g: nx.DiGraph, native: tuple[type, ...], *, one_type_per_name: bool = False, xml: bool = False
+) -> nx.DiGraph:
     """A copy of ``g`` whose values of other types than ``native`` (and marked text) are JSON text.
 
     With ``one_type_per_name`` (GEXF declares one type per node or edge attribute), every value of an attribute
-    whose values would be stored with different types on different nodes (or edges) is JSON text too.
+    whose values would be stored with different types on different nodes (or edges) is JSON text too. With
+    ``xml``, so is text with a character XML cannot hold as it is (JSON writes it as an ASCII escape).
     """
     g = g.copy()
 
     def plain(value: object) -> bool:
-        return isinstance(value, native) and not (isinstance(value, str) and value.startswith(MARKER))
+        if isinstance(value, str):
+            return str in native and not _marked(value) and not (xml and _NOT_XML.search(value))
+        return isinstance(value, native)
 
     stored: dict[tuple[str, str], set[type]] = {}
     for kind, _, data in _attribute_dicts(g):
@@ -158,16 +198,27 @@ def _encoded(g: nx.DiGraph, native: tuple[type, ...], *, one_type_per_name: bool
     return g
 
 
-def _decoded_value(value: object) -> object:
-    if isinstance(value, str) and value.startswith(MARKER):
+def _marked(value: object) -> bool:
+    return isinstance(value, str) and value.startswith(MARKER)
+
+
+def _decoded_value(value: str, where: str) -> object:
+    """The value a marked text holds; ``where`` names the value (and the file) in the error."""
+    try:
         return json.loads(value[len(MARKER) :])
-    return value
+    except (ValueError, RecursionError) as error:
+        raise ValueError(
+            f"Cannot read {where}: text marked {MARKER!r} but not JSON after the marker ({error}); the file was "
+            "damaged or not written by stepwise."
+        ) from error
 
 
-def _decoded(g: nx.DiGraph) -> nx.DiGraph:
-    for _, _, data in _attribute_dicts(g):
+def _decoded(g: nx.DiGraph, path: Path) -> nx.DiGraph:
+    for kind, item, data in _attribute_dicts(g):
         for name, value in data.items():
-            data[name] = _decoded_value(value)
+            if _marked(value):
+                owner = "the graph" if item is None else f"{kind} {item!r}"
+                data[name] = _decoded_value(value, f"{path}: attribute {name!r} of {owner}")
     return g
 
 
@@ -224,11 +275,49 @@ def atomic_write(path: str | PathLike, dump: Callable[[BinaryIO], None]) -> None
     _fsync_folder(folder)
 
 
-def _safe_xml(path: Path, fmt: str) -> ET.Element:
-    """Parse an XML file with defusedxml: no DTD, no entities, no external references."""
-    data = path.read_bytes()
+def _check_max_bytes(max_bytes: int | None, owner: str) -> None:
+    if max_bytes is not None:
+        check_int(max_bytes, "max_bytes", owner, low=1)
+
+
+def _read_bytes(path: Path, max_bytes: int | None, owner: str) -> bytes:
+    """The content of ``path``, refused without being read when it is larger than ``max_bytes``."""
+    _check_max_bytes(max_bytes, owner)
+    with open(path, "rb") as stream:
+        if max_bytes is None:
+            return stream.read()
+        size = os.fstat(stream.fileno()).st_size
+        data = b"" if size > max_bytes else stream.read(max_bytes + 1)  # a pipe or a growing file has no size
+    if size > max_bytes or len(data) > max_bytes:
+        held = f"{size:,} bytes" if size > max_bytes else "more"
+        raise ValueError(
+            f"Refused to read {path}: it holds {held}, more than max_bytes={max_bytes:,}. A dependency graph takes a "
+            "few hundred bytes per edge, and a file from someone else may be built to exhaust memory. If you trust "
+            "it, pass a larger max_bytes, or max_bytes=None for no limit."
+        )
+    return data
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _too_deep(root: ET.Element, limit: int) -> bool:
+    """Whether elements nest more than ``limit`` deep under ``root`` (counted without recursion)."""
+    stack = [(root, 1)]
+    while stack:
+        element, depth = stack.pop()
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in element)
+    return False
+
+
+def _safe_xml(path: Path, fmt: str, max_bytes: int | None, owner: str) -> ET.Element:
+    """Parse an XML file with defusedxml: no DTD, no entities, no external references, no deep nesting."""
+    data = _read_bytes(path, max_bytes, owner)
     try:
-        return defusedxml.ElementTree.fromstring(
+        root = defusedxml.ElementTree.fromstring(
             data, forbid_dtd=True, forbid_entities=True, forbid_external=True
         )
     except defusedxml.DefusedXmlException as error:
@@ -242,10 +331,54 @@ def _safe_xml(path: Path, fmt: str) -> ET.Element:
             f"Cannot read {path}: it is not well-formed XML ({error}); the file may be truncated or corrupted. "
             "Write it again."
         ) from error
+    if _too_deep(root, _XML_DEPTH):
+        raise ValueError(
+            f"Refused to read {path}: its XML elements nest more than {_XML_DEPTH} deep; {fmt} files nest a few "
+            "levels, so the file is damaged or built to exhaust the reader."
+        )
+    return root
 
 
-def _wrap(path: Path, fmt: str, g: nx.Graph) -> DependencyGraph:
-    """The DependencyGraph read from ``path``, or a ValueError saying why the file is not one."""
+def _xml_items(root: ET.Element) -> tuple[list[object], list[tuple[object, object]]]:
+    """The node ids and the (source, target) pairs of the edges that a GraphML or GEXF document declares."""
+    elements = list(root.iter())
+    nodes = [element.get("id") for element in elements if _local(element.tag) == "node"]
+    edges = [(e.get("source"), e.get("target")) for e in elements if _local(e.tag) == "edge"]
+    return nodes, edges
+
+
+def _check_items(path: Path, nodes: list[object], edges: list[tuple[object, object]]) -> None:
+    """Each node declared once, each edge given once, and every edge between declared nodes."""
+    declared: set[object] = set()
+    for node in nodes:
+        if node in declared:
+            raise ValueError(
+                f"Cannot read {path}: it declares the node {node!r} twice; a dependency graph declares each neuron "
+                "once, with its attributes."
+            )
+        declared.add(node)
+    given: set[tuple[object, object]] = set()
+    for u, v in edges:
+        for end in (u, v):
+            if end not in declared:
+                raise ValueError(
+                    f"Cannot read {path}: the edge {u!r} -> {v!r} names the node {end!r}, which the file does not "
+                    "declare; every neuron on an edge is declared with its attributes (level, index, depth)."
+                )
+        if (u, v) in given:
+            raise ValueError(
+                f"Cannot read {path}: it has two edges {u!r} -> {v!r}; a dependency graph has at most one edge from "
+                "a neuron to another."
+            )
+        given.add((u, v))
+
+
+def _validated(
+    path: Path, fmt: str, g: nx.Graph, nodes: list[object], edges: list[tuple[object, object]]
+) -> DependencyGraph:
+    """The one check of every reader: the DependencyGraph read from ``path``, or a ValueError saying why the file
+    is not one. ``nodes`` and ``edges`` are the node ids and (source, target) pairs as the file declares them."""
+    _check_items(path, nodes, edges)
     if not g.is_directed():
         raise ValueError(
             f"Cannot read {path}: its {fmt} graph is undirected; a stepwise dependency graph is directed."
@@ -286,22 +419,28 @@ def write_graphml(graph: DependencyGraph, path: str | PathLike) -> None:
     ------
     TypeError
         If ``graph`` is not a DependencyGraph, or an attribute value cannot be stored.
+    ValueError
+        If a node key or an attribute name holds a character XML cannot store (a control character).
     FileNotFoundError
         If the destination folder does not exist.
     """
     path = _as_path(path, "write")
     g = _check_graph(graph, "write_graphml").to_networkx()
     _check_reserved(g, "GraphML", path)
-    g = _encoded(g, (str, bool, int, float))
+    _check_xml_names(g, "GraphML", path)
+    g = _encoded(g, (str, bool, int, float), xml=True)
     atomic_write(path, lambda stream: nx.write_graphml(g, stream))
 
 
-def read_graphml(path: str | PathLike) -> DependencyGraph:
+def read_graphml(path: str | PathLike, *, max_bytes: int | None = MAX_BYTES) -> DependencyGraph:
     """Read a GraphML file written by :func:`write_graphml` (or by another tool, if it keeps the schema).
 
     Parameters
     ----------
     path : str or path-like
+    max_bytes : int or None, default=MAX_BYTES
+        The largest file read (100 MiB); a larger one is refused before it is parsed. ``None``: no limit, for
+        files you trust.
 
     Returns
     -------
@@ -310,11 +449,13 @@ def read_graphml(path: str | PathLike) -> DependencyGraph:
     Raises
     ------
     ValueError
-        If the file declares a DTD or entities, is not well-formed, is not GraphML, or is not a stepwise
-        dependency graph (the message names what is missing).
+        If the file is larger than ``max_bytes``, declares a DTD or entities, is not well-formed, is not GraphML,
+        or is not a stepwise dependency graph (the message names the problem and where).
+    TypeError
+        If ``max_bytes`` is neither an int nor None (a ValueError when it is below 1).
     """
     path = _as_path(path, "read")
-    root = _safe_xml(path, "GraphML")
+    root = _safe_xml(path, "GraphML", max_bytes, "read_graphml")
     try:
         g = nx.parse_graphml(ET.tostring(root, encoding="unicode"), node_type=str)
     except (nx.NetworkXError, KeyError, ValueError, TypeError) as error:
@@ -322,14 +463,10 @@ def read_graphml(path: str | PathLike) -> DependencyGraph:
     for name in ("node_default", "edge_default"):  # the reader adds them; they are empty for our files
         if g.graph.get(name) == {}:
             del g.graph[name]
-    return _wrap(path, "GraphML", _decoded(g))
+    return _validated(path, "GraphML", _decoded(g, path), *_xml_items(root))
 
 
 # -------------------------------------------------------------------------------------------------- GEXF
-
-
-def _local(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1]
 
 
 def write_gexf(graph: DependencyGraph, path: str | PathLike) -> None:
@@ -345,15 +482,17 @@ def write_gexf(graph: DependencyGraph, path: str | PathLike) -> None:
     TypeError
         If ``graph`` is not a DependencyGraph, or an attribute value cannot be stored.
     ValueError
-        If a node or edge attribute uses a name GEXF reserves (node ``label``, edge ``weight``, ...).
+        If a node or edge attribute uses a name GEXF reserves (node ``label``, edge ``weight``, ...), or a node
+        key or an attribute name holds a character XML cannot store (a control character).
     FileNotFoundError
         If the destination folder does not exist.
     """
     path = _as_path(path, "write")
     g = _check_graph(graph, "write_gexf").to_networkx()
     _check_reserved(g, "GEXF", path)
+    _check_xml_names(g, "GEXF", path)
     attrs = _json_text(g.graph, "the graph attributes")
-    g = _encoded(g, (str, bool, int, float), one_type_per_name=True)
+    g = _encoded(g, (str, bool, int, float), one_type_per_name=True, xml=True)
     g.graph.clear()  # GEXF has no graph attributes; a few names would change the writer's output
 
     def dump(stream: BinaryIO) -> None:
@@ -366,12 +505,15 @@ def write_gexf(graph: DependencyGraph, path: str | PathLike) -> None:
     atomic_write(path, dump)
 
 
-def read_gexf(path: str | PathLike) -> DependencyGraph:
+def read_gexf(path: str | PathLike, *, max_bytes: int | None = MAX_BYTES) -> DependencyGraph:
     """Read a GEXF file written by :func:`write_gexf`.
 
     Parameters
     ----------
     path : str or path-like
+    max_bytes : int or None, default=MAX_BYTES
+        The largest file read (100 MiB); a larger one is refused before it is parsed. ``None``: no limit, for
+        files you trust.
 
     Returns
     -------
@@ -380,11 +522,14 @@ def read_gexf(path: str | PathLike) -> DependencyGraph:
     Raises
     ------
     ValueError
-        If the file declares a DTD or entities, is not well-formed, is not GEXF, or is not a stepwise dependency
-        graph (the message names what is missing; the graph attributes are expected in ``<meta><description>``).
+        If the file is larger than ``max_bytes``, declares a DTD or entities, is not well-formed, is not GEXF, or
+        is not a stepwise dependency graph (the message names the problem and where; the graph attributes are
+        expected in ``<meta><description>``).
+    TypeError
+        If ``max_bytes`` is neither an int nor None (a ValueError when it is below 1).
     """
     path = _as_path(path, "read")
-    root = _safe_xml(path, "GEXF")
+    root = _safe_xml(path, "GEXF", max_bytes, "read_gexf")
     try:
         g = nx.read_gexf(io.BytesIO(ET.tostring(root)), node_type=None, relabel=False)
     except (nx.NetworkXError, KeyError, ValueError, TypeError) as error:
@@ -397,12 +542,7 @@ def read_gexf(path: str | PathLike) -> DependencyGraph:
         if _local(element.tag) == "description"
     ]
     marked = [text for text in descriptions if text.startswith(MARKER)]
-    try:
-        attrs = _decoded_value(marked[0]) if marked else {}
-    except json.JSONDecodeError as error:
-        raise ValueError(
-            f"Cannot read {path}: its graph attributes in <meta><description> are not JSON ({error})."
-        ) from error
+    attrs = _decoded_value(marked[0], f"{path}: <meta><description>") if marked else {}
     if not isinstance(attrs, dict):
         raise ValueError(
             f"Cannot read {path}: its <meta><description> holds a {type(attrs).__name__}, not attributes."
@@ -412,9 +552,9 @@ def read_gexf(path: str | PathLike) -> DependencyGraph:
     for _, _, data in g.edges(data=True):
         data.pop("id", None)  # GEXF numbers the edges
     g.graph.clear()
-    g = _decoded(g)
+    g = _decoded(g, path)
     g.graph.update(attrs)  # decoded already, as one JSON object
-    return _wrap(path, "GEXF", g)
+    return _validated(path, "GEXF", g, *_xml_items(root))
 
 
 # -------------------------------------------------------------------------------------------------- JSON
@@ -451,12 +591,40 @@ def write_json(graph: DependencyGraph, path: str | PathLike) -> None:
     atomic_write(path, lambda stream: stream.write(text.encode("utf-8")))
 
 
-def read_json(path: str | PathLike) -> DependencyGraph:
+def _node_link_items(path: Path, data: dict, edges: str) -> tuple[list[object], list[tuple[object, object]]]:
+    """The node ids and (source, target) pairs of node-link data, once its entries are known to be objects that
+    name nodes by text."""
+    if not isinstance(data.get("graph", {}), dict):
+        raise ValueError(
+            f"Cannot read {path}: its 'graph' is {reprlib.repr(data['graph'])}, not an object of attributes."
+        )
+    for name in ("nodes", edges):
+        if not isinstance(data[name], list):
+            raise ValueError(f"Cannot read {path}: its {name!r} is {reprlib.repr(data[name])}, not a list.")
+    for i, item in enumerate(data["nodes"]):
+        if not (isinstance(item, dict) and isinstance(item.get("id"), str)):
+            raise ValueError(
+                f"Cannot read {path}: nodes[{i}] is {reprlib.repr(item)}; each entry of 'nodes' is an object whose "
+                "'id' is the node's key, text such as 'fc1:7'."
+            )
+    for i, item in enumerate(data[edges]):
+        if not (isinstance(item, dict) and all(isinstance(item.get(end), str) for end in ("source", "target"))):
+            raise ValueError(
+                f"Cannot read {path}: {edges}[{i}] is {reprlib.repr(item)}; each entry of {edges!r} is an object "
+                "whose 'source' and 'target' are node keys."
+            )
+    return [item["id"] for item in data["nodes"]], [(item["source"], item["target"]) for item in data[edges]]
+
+
+def read_json(path: str | PathLike, *, max_bytes: int | None = MAX_BYTES) -> DependencyGraph:
     """Read a networkx node-link JSON file written by :func:`write_json`.
 
     Parameters
     ----------
     path : str or path-like
+    max_bytes : int or None, default=MAX_BYTES
+        The largest file read (100 MiB); a larger one is refused before it is parsed. ``None``: no limit, for
+        files you trust.
 
     Returns
     -------
@@ -465,28 +633,37 @@ def read_json(path: str | PathLike) -> DependencyGraph:
     Raises
     ------
     ValueError
-        If the file is not JSON (for example truncated), not node-link data, or not a stepwise dependency graph
-        (the message names what is missing).
+        If the file is larger than ``max_bytes``, not JSON (for example truncated), not node-link data, or not
+        a stepwise dependency graph (the message names the problem and where).
+    TypeError
+        If ``max_bytes`` is neither an int nor None (a ValueError when it is below 1).
     """
     path = _as_path(path, "read")
+    text = _read_bytes(path, max_bytes, "read_json")
     try:
-        data = json.loads(path.read_bytes())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        data = json.loads(text)
+    except RecursionError:
         raise ValueError(
-            f"Cannot read {path}: it is not valid JSON ({error}); the file may be truncated."
+            f"Refused to read {path}: its JSON nests arrays or objects too deeply for Python's parser; node-link "
+            "files nest a few levels, so the file is damaged or built to exhaust the reader."
+        ) from None
+    except (ValueError, UnicodeDecodeError) as error:  # ValueError: a JSONDecodeError, or a number too long
+        raise ValueError(
+            f"Cannot read {path}: it is not valid JSON ({error}); the file may be truncated or damaged."
         ) from error
     if not isinstance(data, dict) or "nodes" not in data or not ({"edges", "links"} & set(data)):
         raise ValueError(
             f"Cannot read {path}: it is JSON but not networkx node-link data (an object with 'nodes' and 'edges')."
         )
     edges = "edges" if "edges" in data else "links"  # files from networkx < 3.4 say "links"
+    nodes, pairs = _node_link_items(path, data, edges)
     try:
         g = nx.node_link_graph(data, directed=True, multigraph=False, edges=edges)
     except (nx.NetworkXError, KeyError, TypeError) as error:
         raise ValueError(
             f"Cannot read {path} as node-link data: missing or invalid entry {error}."
         ) from error
-    return _wrap(path, "node-link JSON", _decoded(g))
+    return _validated(path, "node-link JSON", _decoded(g, path), nodes, pairs)
 
 
 # --------------------------------------------------------------------------------------------------- DOT
@@ -562,26 +739,30 @@ def _dot_text(raw: str) -> str:
     return raw
 
 
-def _dot_read_value(raw: str) -> object:
+def _dot_read_value(raw: str, where: str, name: str) -> object:
     text = _dot_text(raw)
     if _DOT_INT.match(text):
         return int(text)
     if _DOT_FLOAT.match(text):
         return float(text)
-    return _decoded_value(text)
+    return _decoded_value(text, f"{where}, attribute {name!r}") if _marked(text) else text
 
 
-def _dot_read_attrs(raw: dict[str, Any], text: frozenset[str] = frozenset()) -> dict[str, object]:
+def _dot_read_attrs(raw: dict[str, Any], where: str, text: frozenset[str] = frozenset()) -> dict[str, object]:
+    """The attributes of ``where`` (the file and the graph, a node or an edge), decoded."""
     attrs = {_dot_text(k): v for k, v in raw.items()}
-    return {k: _dot_text(v) if k in text else _dot_read_value(v) for k, v in attrs.items()}
+    return {k: _dot_text(v) if k in text else _dot_read_value(v, where, k) for k, v in attrs.items()}
 
 
-def read_dot(path: str | PathLike) -> DependencyGraph:
+def read_dot(path: str | PathLike, *, max_bytes: int | None = MAX_BYTES) -> DependencyGraph:
     """Read a DOT file written by :func:`write_dot`; needs the optional package ``pydot``.
 
     Parameters
     ----------
     path : str or path-like
+    max_bytes : int or None, default=MAX_BYTES
+        The largest file read (100 MiB); a larger one is refused before it is parsed. ``None``: no limit, for
+        files you trust.
 
     Returns
     -------
@@ -592,8 +773,10 @@ def read_dot(path: str | PathLike) -> DependencyGraph:
     ImportError
         If pydot is not installed.
     ValueError
-        If the file is not DOT (for example truncated), not one directed graph, or not a stepwise dependency
-        graph (the message names what is missing).
+        If the file is larger than ``max_bytes``, not DOT (for example truncated), not one directed graph, or
+        not a stepwise dependency graph (the message names the problem and where).
+    TypeError
+        If ``max_bytes`` is neither an int nor None (a ValueError when it is below 1).
     """
     path = _as_path(path, "read")
     try:
@@ -604,7 +787,7 @@ def read_dot(path: str | PathLike) -> DependencyGraph:
             "GraphML, GEXF and JSON files read without extra packages."
         ) from None
     try:
-        text = path.read_text(encoding="utf-8")
+        text = _read_bytes(path, max_bytes, "read_dot").decode("utf-8")
     except UnicodeDecodeError as error:
         raise ValueError(
             f"Cannot read {path}: it is not UTF-8 text, so not a DOT file written by stepwise."
@@ -625,19 +808,18 @@ def read_dot(path: str | PathLike) -> DependencyGraph:
         raise ValueError(f"Cannot read {path}: it must hold exactly one directed graph (digraph).")
     dot = parsed[0]
     g = nx.DiGraph()
-    g.graph.update(_dot_read_attrs(dot.get_attributes()))
+    g.graph.update(_dot_read_attrs(dot.get_attributes(), f"{path}: the graph"))
+    nodes, edges = [], []
     for node in dot.get_nodes():
         name = _dot_text(node.get_name())
         if name not in _DOT_KEYWORDS:  # 'node [...]' and 'graph [...]' are defaults, not nodes
-            g.add_node(name, **_dot_read_attrs(node.get_attributes(), _DOT_TEXT))
+            nodes.append(name)
+            g.add_node(name, **_dot_read_attrs(node.get_attributes(), f"{path}: node {name!r}", _DOT_TEXT))
     for edge in dot.get_edges():
         u, v = _dot_text(str(edge.get_source())), _dot_text(str(edge.get_destination()))
-        if g.has_edge(u, v):
-            raise ValueError(
-                f"Cannot read {path}: it has two edges {u!r} -> {v!r}; a dependency graph has one."
-            )
-        g.add_edge(u, v, **_dot_read_attrs(edge.get_attributes()))
-    return _wrap(path, "DOT", g)
+        edges.append((u, v))
+        g.add_edge(u, v, **_dot_read_attrs(edge.get_attributes(), f"{path}: edge {u!r} -> {v!r}"))
+    return _validated(path, "DOT", g, nodes, edges)
 
 
 # ------------------------------------------------------------------------------------------- by suffix
@@ -648,7 +830,7 @@ _WRITERS: dict[str, Callable[[DependencyGraph, Path], None]] = {
     ".json": write_json,
     ".dot": write_dot,
 }
-_READERS: dict[str, Callable[[Path], DependencyGraph]] = {
+_READERS: dict[str, Callable[..., DependencyGraph]] = {
     ".graphml": read_graphml,
     ".gexf": read_gexf,
     ".json": read_json,
@@ -685,13 +867,19 @@ def write_graph(graph: DependencyGraph, path: str | PathLike) -> None:
     _WRITERS[_suffix(path, "write")](graph, path)
 
 
-def read_graph(path: str | PathLike) -> DependencyGraph:
+def read_graph(path: str | PathLike, *, max_bytes: int | None = MAX_BYTES) -> DependencyGraph:
     """Read a dependency graph from ``path``, in the format its suffix names.
+
+    Reading is safe for files from others: see the module docstring (no entity expansion, no external
+    references, a size limit, the schema checked).
 
     Parameters
     ----------
     path : str or path-like
         Ending in ``.graphml``, ``.gexf``, ``.json`` (networkx node-link) or ``.dot`` (needs pydot).
+    max_bytes : int or None, default=MAX_BYTES
+        The largest file read (100 MiB, :data:`stepwise.readwrite.MAX_BYTES`); a larger one is refused before
+        it is parsed. ``None``: no limit, for files you trust.
 
     Returns
     -------
@@ -700,7 +888,11 @@ def read_graph(path: str | PathLike) -> DependencyGraph:
     Raises
     ------
     ValueError
-        For an unknown suffix, an unsafe, truncated or foreign file; the message says which.
+        For an unknown suffix, a file larger than ``max_bytes``, an unsafe, truncated or foreign file, or one that
+        breaks the schema; the message says which, and where.
+    TypeError
+        If ``max_bytes`` is neither an int nor None (a ValueError when it is below 1).
     """
     path = _as_path(path, "read")
-    return _READERS[_suffix(path, "read")](path)
+    _check_max_bytes(max_bytes, "read_graph")
+    return _READERS[_suffix(path, "read")](path, max_bytes=max_bytes)
