@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from stepwise.levels import check_has_values, model_device_dtype
+from stepwise.levels import all_finite, check_has_values, model_device_dtype
 
 __all__ = ["make_generator", "neuron_list", "noisy_batches", "single_input"]
 
@@ -67,7 +67,7 @@ def single_input(image: object, owner: str, model: nn.Module | None = None) -> T
             f"'image' is {image.dtype} but the model computes in {dtype}: convert one of them, for example "
             f"image.to({dtype}) or model.to({image.dtype})."
         )
-    if not torch.isfinite(image).all():
+    if not all_finite(image):
         raise ValueError("'image' holds NaN or Inf values: remove or replace them before the analysis.")
     batch = image if image.dim() in (2, 4) else image.unsqueeze(0)
     return batch.detach().to(device).clone()

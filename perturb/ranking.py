@@ -33,6 +33,7 @@ from stepwise.levels import (
     OUTPUT,
     SOFTMAX,
     LevelInfo,
+    all_finite,
     analysis_mode,
     capture,
     check_has_values,
@@ -588,7 +589,7 @@ def _check_samples(samples: object, x: Tensor) -> Tensor:
     if samples.dtype != x.dtype:
         raise TypeError(f"'samples' is {samples.dtype} but the image and the model are {x.dtype}: convert it.")
     check_has_values(samples, "'samples'")
-    if not torch.isfinite(samples).all():
+    if not all_finite(samples):
         raise ValueError("'samples' holds NaN or Inf values: remove or replace them before the analysis.")
     return samples.detach()
 

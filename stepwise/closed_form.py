@@ -52,10 +52,10 @@ import torch.fx
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from .levels import ACTIVATIONS, INPUT, OUTPUT, SOFTMAX, LevelInfo, NonFiniteError
+from .levels import ACTIVATIONS, INPUT, OUTPUT, SOFTMAX, LevelInfo, NonFiniteError, all_finite
 from .select import outlier_mask
 
-__all__ = ["ClosedFormStep", "LayerStep", "BlockStep", "plan_closed_form"]
+__all__ = ["ClosedFormStep", "LayerStep", "BlockStep", "Scratch", "plan_closed_form"]
 
 _PASS_THROUGH = (
     nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d,
@@ -69,6 +69,10 @@ _RELU_FUNCTIONS = (F.relu, torch.relu)
 _ADD_FUNCTIONS = (operator.add, operator.iadd, torch.add)
 #: Elements of ω (or of a block's mask correlations) computed at once.
 _CHUNK_ELEMENTS = 1 << 24
+#: Elements of the float32 buffer that ReLU masks are counted in (16 MB).
+_SCRATCH_ELEMENTS = 1 << 22
+#: Positions per map from which float32 sums of a mask would no longer be exact.
+_EXACT_FLOAT32_COUNT = 1 << 24
 
 Hook = tuple[nn.Module, Callable]
 
@@ -141,34 +145,78 @@ class _Unit:
 
     def window_counts(self, gate: Tensor) -> Tensor:
         """C[i, n, o] = Σ_p G[i, n, p] V(p, o), for a gate (N, C, *spatial) over this layer's output."""
-        if gate.dtype == torch.bool and gate.dim() == 4:
-            return self._mask_window_counts(gate)
         counts = gate.to(self.layer.weight.dtype)
         for dim in range(len(self.input_size)):
             valid = self.valid(dim, gate.shape[2 + dim], counts)
             counts = torch.tensordot(counts, valid, dims=([2], [1]))  # contracts one spatial dim, appends offsets
         return counts.flatten(2)
 
-    def _mask_window_counts(self, mask: Tensor) -> Tensor:
-        """C for a 2-D ReLU mask in one pass over it: all open positions, less those in the few border rows and
-        columns whose read for the offset falls into the padding, plus their crossings."""
-        dtype = self.layer.weight.dtype
-        bad_rows = [(v == 0).nonzero().flatten() for v in self.valid(0, mask.shape[2], mask)]
-        bad_cols = [(v == 0).nonzero().flatten() for v in self.valid(1, mask.shape[3], mask)]
-        total = mask.sum(dim=(2, 3))
-        in_rows = [mask[:, :, rows].sum(dim=(2, 3)) for rows in bad_rows]
-        in_cols = [mask[..., cols].sum(dim=(2, 3)) for cols in bad_cols]
-        counts = [
-            total - in_rows[i] - in_cols[j] + mask[:, :, rows][..., cols].sum(dim=(2, 3))
-            for i, rows in enumerate(bad_rows)
-            for j, cols in enumerate(bad_cols)
-        ]
-        return torch.stack(counts, dim=2).to(dtype)
+    def relu_window_counts(self, z: Tensor, scratch: Tensor) -> tuple[Tensor, bool]:
+        """C for a ReLU after a 2-D convolution, from the pre-activation z (N, C, H, W): every open position,
+        less those in the few border rows and columns whose read for the offset falls into the padding, plus
+        their crossings. Also whether the sum of z is finite (it is when every value is and none is huge).
+
+        The mask z > 0 is written as 0/1 floats into ``scratch`` (a float32 buffer), a block of channel maps at
+        a time: summing floats is several times faster than summing bools, and exact while a sum stays below
+        2**24. Summing each block of z while it is in cache costs next to nothing."""
+        bad_rows = [_outside(v) for v in self.valid(0, z.shape[2], z)]
+        bad_cols = [_outside(v) for v in self.valid(1, z.shape[3], z)]
+        maps = z.flatten(0, 1)  # (N·C, H, W)
+        per_block = max(1, scratch.numel() // maps[0].numel())
+        blocks, z_sum = [], z.new_zeros(())
+        for start in range(0, len(maps), per_block):
+            part = maps[start : start + per_block]
+            z_sum += part.sum()
+            mask = torch.gt(part, 0, out=scratch[: part.numel()].view(part.shape))
+            total = _count(mask)
+            in_rows = [sum(_count(mask[:, r]) for r in rows) for rows in bad_rows]
+            in_cols = [sum(_count(mask[:, :, c]) for c in cols) for cols in bad_cols]
+            blocks.append(
+                torch.stack(
+                    [
+                        total - in_rows[i] - in_cols[j] + sum(_count(mask[:, r, c]) for r in rows for c in cols)
+                        for i, rows in enumerate(bad_rows)
+                        for j, cols in enumerate(bad_cols)
+                    ],
+                    dim=1,
+                )
+            )
+        return torch.cat(blocks).view(*z.shape[:2], -1).to(self.layer.weight.dtype), bool(torch.isfinite(z_sum))
+
+
+def _outside(valid: Tensor) -> list[slice]:
+    """The positions where a row of V is 0, as slices: reads grow with the position, so those falling into the
+    padding before the input come first and those after it last."""
+    inside = valid.nonzero().flatten()
+    if len(inside) == 0:
+        return [slice(0, len(valid))]
+    first, last = int(inside[0]), int(inside[-1]) + 1
+    return [part for part in (slice(0, first), slice(last, len(valid))) if part.stop > part.start]
+
+
+def _count(mask: Tensor) -> Tensor:
+    """Σ over the last two dimensions of a float32 0/1 mask (B, H, W), exact: float64 partial sums per row when a
+    map holds 2**24 positions or more."""
+    if mask.shape[1] * mask.shape[2] < _EXACT_FLOAT32_COUNT:
+        return mask.sum(dim=(1, 2))
+    return mask.sum(dim=2).sum(dim=1, dtype=torch.float64)
+
+
+class Scratch:
+    """A float32 buffer of ``_SCRATCH_ELEMENTS``, allocated on first use; the hooks of one forward pass run one
+    at a time, so they can share it."""
+
+    def __init__(self) -> None:
+        self.buffer: Tensor | None = None
+
+    def get(self, device: torch.device) -> Tensor:
+        if self.buffer is None or self.buffer.device != device:
+            self.buffer = torch.empty(_SCRATCH_ELEMENTS, device=device)
+        return self.buffer
 
 
 def _check_finite(z: Tensor, level: LevelInfo) -> None:
-    low, high = torch.aminmax(z)  # one pass; NaN propagates
-    if not (torch.isfinite(low) and torch.isfinite(high)):
+    if not all_finite(z):
         raise NonFiniteError(
             f"Level {level.name!r} holds NaN or Inf values for some inputs: check the inputs and the model weights "
             "for non-finite values."
@@ -189,8 +237,9 @@ class ClosedFormStep:
     lower: LevelInfo
     upper: LevelInfo
 
-    def hooks(self) -> list[Hook]:
-        """Forward hooks that gather each batch's statistics (previous statistics are cleared)."""
+    def hooks(self, scratch: Scratch) -> list[Hook]:
+        """Forward hooks that gather each batch's statistics (previous statistics are cleared); ``scratch`` is a
+        buffer shared by the hooks of one pass."""
         raise NotImplementedError
 
     def clear(self) -> None:
@@ -222,11 +271,18 @@ class LayerStep(ClosedFormStep):
     head: str
     stats: list[Tensor] = field(default_factory=list)  # per batch: C (conv), G (linear) or p (softmax)
 
-    def hooks(self) -> list[Hook]:
+    def hooks(self, scratch: Scratch) -> list[Hook]:
         self.stats.clear()
+        counts_relu_masks = isinstance(self.unit.layer, nn.Conv2d) and _is_relu(self.unit.activation)
 
         def record(module: nn.Module, args: tuple, output: Tensor) -> None:
             z = output.detach()
+            if counts_relu_masks:
+                counts, finite = self.unit.relu_window_counts(z, scratch.get(z.device))
+                if not finite:  # some value is not finite, or the sum overflowed: check exactly
+                    _check_finite(z, self.upper)
+                self.stats.append(counts)
+                return
             _check_finite(z, self.upper)
             if self.head == "softmax":
                 self.stats.append(torch.softmax(z, dim=1))
@@ -298,7 +354,7 @@ class BlockStep(ClosedFormStep):
     inner: list[Tensor] = field(default_factory=list)  # per batch: G1 (N, C_mid, *mid)
     outer: list[Tensor] = field(default_factory=list)  # per batch: G2 (N, C, *out)
 
-    def hooks(self) -> list[Hook]:
+    def hooks(self, scratch: Scratch) -> list[Hook]:
         self.clear()
 
         def record_inner(module: nn.Module, args: tuple, output: Tensor) -> None:

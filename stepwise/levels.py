@@ -139,6 +139,15 @@ def model_device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype | No
     return torch.device("cpu"), None
 
 
+def all_finite(tensor: Tensor) -> bool:
+    """Whether no value of ``tensor`` is NaN or infinite: one ``aminmax`` pass (NaN propagates), many times
+    faster on a CPU than ``isfinite(tensor).all()``."""
+    if not tensor.is_floating_point() or tensor.numel() == 0:
+        return True
+    low, high = torch.aminmax(tensor)
+    return bool(torch.isfinite(low) & torch.isfinite(high))
+
+
 def check_has_values(tensor: Tensor, name: str) -> None:
     """Raise ``ValueError`` if ``tensor`` is on the meta device, where tensors have a shape but no values."""
     if tensor.is_meta:
@@ -468,7 +477,7 @@ def resolve_levels(
             raise ValueError(
                 f"Level {name!r} has shape {tuple(tensor.shape)}: a level needs a batch and a channel dimension."
             )
-        if not torch.isfinite(tensor).all():
+        if not all_finite(tensor):
             raise ValueError(
                 f"Level {name!r} holds NaN or Inf values for the given inputs: check the inputs and the model "
                 "weights for non-finite values."

@@ -23,10 +23,11 @@ from tqdm.auto import tqdm
 from ._version import __version__
 from .checkpoint import Checkpoint, checkpoint_path, model_digest, tensor_digest
 from .graph import DependencyGraph, node_key
-from .closed_form import ClosedFormStep, LayerStep, plan_closed_form
+from .closed_form import ClosedFormStep, LayerStep, Scratch, plan_closed_form
 from .levels import (
     SOFTMAX,
     LevelInfo,
+    all_finite,
     analysis_mode,
     check_has_values,
     forward_pass,
@@ -187,7 +188,7 @@ class StepwiseSensitivity:
                 f"inputs are {data.dtype} but the model computes in {dtype}: convert one of them, for example "
                 f"inputs.to({dtype}) or model.to({data.dtype})."
             )
-        if data.is_floating_point() and not torch.isfinite(data).all():
+        if not all_finite(data):
             raise ValueError("inputs hold NaN or Inf values: remove or replace them before the analysis.")
         key = (tuple(data.shape[1:]), data.dtype, device)
         if key not in self._resolved:
@@ -254,7 +255,7 @@ class StepwiseSensitivity:
             with torch.enable_grad():
                 leaf, up = step_forward(self.model, batch, lower, upper, guided=self.rule == "guided")
                 for info, value in ((lower, leaf), (upper, up)):
-                    if not torch.isfinite(value).all():
+                    if not all_finite(value):
                         raise ValueError(
                             f"Level {info.name!r} holds NaN or Inf values for inputs {start} to "
                             f"{start + len(batch) - 1}: check those inputs and the model weights."
@@ -279,7 +280,8 @@ class StepwiseSensitivity:
         """One streamed forward pass without gradients that gathers the statistics of the closed-form steps."""
         device, _ = model_device_dtype(self.model)
         top = steps[max(steps)].upper.module  # None when the model output is needed (softmax, output)
-        hooks = [hook for step in steps.values() for hook in step.hooks()]
+        scratch = Scratch()
+        hooks = [hook for step in steps.values() for hook in step.hooks(scratch)]
         with torch.no_grad():
             for start in range(0, len(data), batch_size):
                 forward_pass(self.model, data[start : start + batch_size].to(device), hooks, stop_after=top)

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 import stepwise
-from stepwise.closed_form import BlockStep, LayerStep, plan_closed_form
+from stepwise.closed_form import BlockStep, LayerStep, _Unit, plan_closed_form
 from stepwise.levels import resolve_levels
 
 
@@ -224,3 +224,62 @@ def test_only_one_forward_pass_per_batch_for_a_closed_form_graph() -> None:
     finally:
         handle.remove()
     assert len(calls) == 3
+
+
+@pytest.mark.parametrize(
+    "conv",
+    [
+        nn.Conv2d(2, 3, 3, padding=1),
+        nn.Conv2d(2, 3, (3, 5), stride=(2, 1), padding=(1, 2)),
+        nn.Conv2d(2, 3, 3, padding=2, dilation=2),
+        nn.Conv2d(2, 3, 4, padding="same"),
+    ],
+)
+@pytest.mark.parametrize("exact_float32_count", [1 << 24, 1])  # 1: every map takes the float64 row-sum path
+def test_relu_window_counts_equal_the_separable_counts(
+    conv: nn.Conv2d, exact_float32_count: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The blocked float count over ReLU masks against the plain tensordot of the mask with V, per offset.
+    monkeypatch.setattr("stepwise.closed_form._EXACT_FLOAT32_COUNT", exact_float32_count)
+    unit = _Unit(conv, activation=nn.ReLU())
+    x = torch.randn(5, 2, 9, 11)
+    unit.input_size = tuple(x.shape[2:])
+    z = conv(x).detach()
+    z[0, 0, 2, 3] = 0.0  # an exact zero is closed
+    scratch = torch.empty(2 * z[0, 0].numel() + 7)  # a little over two maps: blocks of two, the last one short
+    counts, finite = unit.relu_window_counts(z, scratch)
+    assert finite
+    expected = unit.window_counts(z > 0)
+    assert counts.dtype == conv.weight.dtype
+    assert counts.shape == (5, 3, conv.kernel_size[0] * conv.kernel_size[1])
+    assert torch.equal(counts, expected)
+    assert counts.min() < counts.max()
+
+
+def _ones_conv() -> nn.Sequential:
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, bias=False), nn.ReLU()).eval()
+    with torch.no_grad():
+        model[0].weight.fill_(1.0)
+        model[0].weight[1, 0, 0].fill_(-1.0)
+    return model
+
+
+def test_huge_finite_activations_whose_sum_overflows_are_not_an_error() -> None:
+    # z reaches 9e37 (finite in float32); the sum of a level overflows, so the exact check must clear it.
+    model, inputs = _ones_conv(), torch.full((4, 1, 5, 6), 1e37)
+    inputs[1:, :, 2:] = -1.0
+    ssa = stepwise.StepwiseSensitivity(model, ["input", "1"], batch_size=2)
+    step = ssa._prepare(inputs)[2][1]  # the step is a closed-form ReLU-convolution step
+    step.unit.input_size = (5, 6)
+    assert not step.unit.relu_window_counts(model[0](inputs[:2]).detach(), torch.empty(100))[1]  # the sum overflows
+    counts = ssa.outlier_counts(inputs, upper="1", lower="input", neurons=[0, 1])
+    slow = stepwise.StepwiseSensitivity(model, ["input", "1"], batch_size=2, closed_form=False)
+    assert torch.equal(counts, slow.outlier_counts(inputs, upper="1", lower="input", neurons=[0, 1]))
+
+
+def test_non_finite_pre_activation_of_a_relu_convolution_is_named() -> None:
+    model, inputs = _ones_conv(), torch.ones(4, 1, 5, 6)
+    inputs[3, 0, 2, 2:4] = 3e38  # finite, but their window sums overflow, in the second batch only
+    ssa = stepwise.StepwiseSensitivity(model, ["input", "1"], batch_size=2)
+    with pytest.raises(ValueError, match=r"^Level '1' holds NaN or Inf values"):
+        ssa.dependency_graph(inputs, target=[("1", 0)])

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from conftest import PermuteMLP, ResNetStyle, VGGStyle, sequential_cnn
 from torch import nn
 
 import stepwise
-from stepwise.levels import capture, resolve_levels
+from stepwise.levels import all_finite, capture, resolve_levels
 
 
 def test_list_levels_sequential_in_forward_order() -> None:
@@ -68,3 +69,14 @@ def test_level_info_shapes() -> None:
         ("layer2.1", (16, 4, 4), 16),
         ("softmax", (5,), 5),
     ]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+def test_all_finite_agrees_with_isfinite(dtype: torch.dtype) -> None:
+    x = torch.randn(5, 7).to(dtype)
+    assert all_finite(x)
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        y = x.clone()
+        y[3, 2] = bad
+        assert all_finite(y) == bool(torch.isfinite(y).all()) is False
+    assert all_finite(x[:0]) and all_finite(torch.arange(3))
