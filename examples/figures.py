@@ -18,11 +18,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import torch
+from matplotlib.figure import Figure
 from torch import nn
 
 import stepwise
+from stepwise.cli import save_figure
 from stepwise.plot import (
     plot_clustermap,
     plot_graph,
@@ -61,10 +62,9 @@ def trained_mlp(generator: torch.Generator) -> tuple[nn.Module, torch.Tensor, to
     return model.eval(), inputs, labels
 
 
-def save(fig: plt.Figure, name: str) -> None:
+def save(fig: Figure, name: str) -> None:
     path = OUT / name
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)  # atomically; closes the figure
     print(f"wrote {path.relative_to(OUT.parent.parent)}")
 
 

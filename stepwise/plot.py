@@ -2,8 +2,9 @@
 (Fig. 3) and the clustermap of bag-of-nodes vectors (Fig. 4a).
 
 The only module of ``stepwise`` that imports matplotlib and seaborn; the rest imports it when a figure is asked
-for. Every function returns the matplotlib ``Figure`` (save it with ``fig.savefig(path)``), and those that draw on
-one axes accept ``ax=`` to draw into an existing figure.
+for. Every function returns the matplotlib ``Figure`` (save it atomically with ``stepwise.cli.save_figure(fig,
+path)``, which never leaves half a file), and those that draw on one axes accept ``ax=`` to draw into an existing
+figure.
 """
 
 from __future__ import annotations
