@@ -218,11 +218,8 @@ def _checked(graph: nx.DiGraph) -> nx.DiGraph:
     )
     if error:
         raise error
-    try:
+    if not nx.is_directed_acyclic_graph(graph):  # linear time; find_cycle only to name the cycle
         cycle = nx.find_cycle(graph)
-    except nx.NetworkXNoCycle:
-        pass
-    else:
         path = " -> ".join(repr(u) for u, _ in cycle) + f" -> {cycle[0][0]!r}"
         raise ValueError(
             f"The graph has a cycle, {path}: edges run from a neuron to one of a lower level it depends on, so a "

@@ -6,6 +6,8 @@ computed in float64 whatever the dtype of ω, so a row in float64 gets exactly n
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -15,18 +17,31 @@ __all__ = ["SIGNS", "quartiles", "outlier_mask", "select_children"]
 SIGNS = ("positive", "negative", "both")
 
 
-def _percentile(sorted_rows: Tensor, q: float) -> Tensor:
-    """numpy's linear percentile, in float64, of rows already sorted along the last dimension."""
-    n = sorted_rows.shape[-1]
+def _neighbours(omega: Tensor, rank: int) -> tuple[Tensor, Tensor]:
+    """The values of ascending rank ``rank`` and ``rank + 1`` (0-based) of every row, without sorting the rows:
+    the largest two of the ``rank + 2`` smallest values, or the smallest two of the ``K - rank`` largest."""
+    k = omega.shape[-1]
+    if rank + 2 <= k - rank:
+        smallest = torch.topk(omega, rank + 2, dim=-1, largest=False, sorted=False).values
+        upper, lower = torch.topk(smallest, 2, dim=-1).values.unbind(-1)
+        return lower, upper
+    largest = torch.topk(omega, k - rank, dim=-1, sorted=False).values
+    lower, upper = torch.topk(largest, 2, dim=-1, largest=False).values.unbind(-1)
+    return lower, upper
+
+
+def _percentile(omega: Tensor, q: float) -> Tensor:
+    """numpy's linear percentile of every row, in float64 (casting to float64 is monotone and exact, so the
+    order statistics are taken in the native dtype)."""
+    n = omega.shape[-1]
     virtual = n * q + (1.0 + q * (1.0 - 1.0 - 1.0)) - 1.0  # numpy's _compute_virtual_index, alpha = beta = 1
     if virtual >= n - 1:
-        return sorted_rows[..., -1].to(torch.float64)
+        return omega.amax(dim=-1).to(torch.float64)
     if virtual < 0:
-        return sorted_rows[..., 0].to(torch.float64)
+        return omega.amin(dim=-1).to(torch.float64)
     previous = int(np.floor(virtual))
     gamma = virtual - previous
-    a = sorted_rows[..., previous].to(torch.float64)
-    b = sorted_rows[..., previous + 1].to(torch.float64)
+    a, b = (value.to(torch.float64) for value in _neighbours(omega, previous))
     diff = b - a
     return b - diff * (1.0 - gamma) if gamma >= 0.5 else a + diff * gamma  # numpy's _lerp
 
@@ -42,8 +57,29 @@ def quartiles(omega: Tensor) -> tuple[Tensor, Tensor]:
     -------
     q1, q3 : Tensor of shape (...), float64
     """
-    rows = torch.sort(omega, dim=-1).values  # casting to float64 is monotone and exact: sort first
-    return _percentile(rows, 0.25), _percentile(rows, 0.75)
+    return _percentile(omega, 0.25), _percentile(omega, 0.75)
+
+
+def _float32_bound(threshold: Tensor, *, down: bool) -> Tensor:
+    """A float32 stand-in for a float64 threshold that every float32 value compares with exactly as with the
+    threshold itself: ``v > t`` if and only if ``v > bound(t, down=True)`` (t rounded towards -inf), and
+    ``v < t`` if and only if ``v < bound(t, down=False)`` (t rounded towards +inf).
+
+    Parameters
+    ----------
+    threshold : Tensor, float64
+    down : bool
+        Round towards -inf (for ``>``) or towards +inf (for ``<``).
+
+    Returns
+    -------
+    Tensor, float32
+    """
+    rounded = threshold.to(torch.float32)  # to nearest; overflows to ±inf
+    wide = rounded.to(torch.float64)
+    past = wide > threshold if down else wide < threshold
+    towards = rounded.new_tensor(-math.inf if down else math.inf)
+    return torch.where(past, torch.nextafter(rounded, towards), rounded)
 
 
 def outlier_mask(omega: Tensor, *, fence: float = 1.5, sign: str = "positive") -> Tensor:
@@ -63,9 +99,13 @@ def outlier_mask(omega: Tensor, *, fence: float = 1.5, sign: str = "positive") -
     """
     q1, q3 = quartiles(omega)
     iqr = q3 - q1
-    values = omega.to(torch.float64)
-    positive = values > (q3 + fence * iqr).unsqueeze(-1)
-    negative = values < (q1 - fence * iqr).unsqueeze(-1)
+    above, below = (q3 + fence * iqr).unsqueeze(-1), (q1 - fence * iqr).unsqueeze(-1)
+    if omega.dtype == torch.float32:  # compare in float32, exactly as in float64 and many times faster
+        above, below = _float32_bound(above, down=True), _float32_bound(below, down=False)
+    else:
+        omega = omega.to(torch.float64)
+    positive = omega > above
+    negative = omega < below
     if sign == "positive":
         return positive
     if sign == "negative":
@@ -95,10 +135,12 @@ def select_children(counts: np.ndarray, mean_omega: np.ndarray, *, branching: in
         For each upper neuron, its children, best first (at most ``branching``).
     """
     score = {"positive": mean_omega, "negative": -mean_omega, "both": np.abs(mean_omega)}[sign]
-    index = np.broadcast_to(np.arange(counts.shape[-1]), counts.shape)
-    order = np.lexsort((index, -score, -counts), axis=-1)
+    k = counts.shape[-1]
+    # Only neurons counted at least as often as the branching-th most frequent one can be among the best.
+    floor = np.partition(counts, k - branching, axis=-1)[..., k - branching] if branching < k else np.zeros(len(counts))
     children = []
-    for row_counts, row_order in zip(counts, order):
-        best = row_order[:branching]
-        children.append(best[row_counts[best] > 0])
+    for row_counts, row_score, row_floor in zip(counts, score, floor):
+        candidates = np.flatnonzero(row_counts >= max(row_floor, 1))
+        order = np.lexsort((candidates, -row_score[candidates], -row_counts[candidates]))
+        children.append(candidates[order[:branching]])
     return children

@@ -7,7 +7,7 @@ import pytest
 import torch
 from reference import numpy_counts, python_children
 
-from stepwise.select import outlier_mask, quartiles, select_children
+from stepwise.select import _float32_bound, outlier_mask, quartiles, select_children
 
 HAND_ROWS = [
     [0.0, 0.0, 0.0, 0.0, 0.0],  # constant: no outlier
@@ -56,6 +56,28 @@ def test_outliers_match_numpy(sign: str, fence: float) -> None:
     mask = outlier_mask(torch.from_numpy(omega), fence=fence, sign=sign)
     np.testing.assert_array_equal(mask.sum(1).numpy(), numpy_counts(omega, fence, sign))
     assert mask[0, 0].sum() == 0
+
+
+def test_float32_bound_compares_like_float64() -> None:
+    rng = np.random.default_rng(5)
+    values = torch.from_numpy(rng.standard_normal(400).astype(np.float32))
+    exact = values[:50].double()  # thresholds a float32 value equals
+    nudged = torch.cat([torch.nextafter(exact, exact + 1), torch.nextafter(exact, exact - 1)])  # between floats
+    huge = torch.tensor([1e39, -1e39, 3.4028235e38, -3.4028235e38, 0.0, -0.0], dtype=torch.float64)
+    thresholds = torch.cat([exact, nudged, huge, torch.from_numpy(rng.standard_normal(50))]).unsqueeze(1)
+    candidates = torch.cat([values, torch.tensor([3.4028235e38, -3.4028235e38, 0.0])]).unsqueeze(0)
+    assert torch.equal(candidates > _float32_bound(thresholds, down=True), candidates.double() > thresholds)
+    assert torch.equal(candidates < _float32_bound(thresholds, down=False), candidates.double() < thresholds)
+
+
+@pytest.mark.parametrize("sign", ["positive", "negative", "both"])
+def test_float32_outliers_are_those_of_the_float64_values(sign: str) -> None:
+    rng = np.random.default_rng(6)
+    omega = (rng.standard_normal((3, 40, 25)) * rng.uniform(0.01, 100, (3, 40, 1))).astype(np.float32)
+    omega[:, :, :4] *= 5
+    omega[2] = np.round(omega[2])  # ties, and fences that fall on values
+    counts = outlier_mask(torch.from_numpy(omega), sign=sign).sum(1).numpy()
+    np.testing.assert_array_equal(counts, numpy_counts(omega.astype(np.float64), 1.5, sign))
 
 
 def test_hand_rows_outliers() -> None:
