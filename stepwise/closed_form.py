@@ -255,10 +255,15 @@ class ClosedFormStep:
         counts, sums = [], []
         chunk = max(1, _CHUNK_ELEMENTS // (n_inputs * self.lower.n_neurons))
         for start in range(0, len(neurons), chunk):
-            omega = self.relevance(neurons[start : start + chunk], n_inputs)
-            counts.append(outlier_mask(omega, fence=fence, sign=sign).sum(dim=1))
-            sums.append(omega.sum(dim=1, dtype=torch.float64))
-        return torch.cat(counts), torch.cat(sums)
+            part = neurons[start : start + chunk]
+            omega = self.relevance(part, n_inputs)
+            counts.append(outlier_mask(omega, fence=fence, sign=sign).sum(dim=1, dtype=torch.int32))
+            sums.append(self.relevance_sums(part, omega))
+        return torch.cat(counts).long(), torch.cat(sums)
+
+    def relevance_sums(self, neurons: Tensor, omega: Tensor) -> Tensor:
+        """Σ over inputs of ω (S, K), float64, given ω of ``neurons``."""
+        return omega.sum(dim=1, dtype=torch.float64)
 
 
 @dataclass(eq=False)
@@ -322,6 +327,17 @@ class LayerStep(ClosedFormStep):
             else:
                 omega = rows.expand(-1, n_inputs, -1)
         return _scaled(omega, self.unit.scale(), neurons)
+
+    def relevance_sums(self, neurons: Tensor, omega: Tensor) -> Tensor:
+        """For a convolution, from the window counts summed over inputs (exact in float64), in float64."""
+        if not self.unit.is_conv or self.head == "softmax":
+            return super().relevance_sums(neurons, omega)
+        counts = torch.cat(self.stats)[:, neurons].sum(dim=0, dtype=torch.float64)  # (S, O)
+        weight = self.unit.layer.weight[neurons].flatten(2).to(torch.float64)
+        positions = math.prod(self.upper.shape[1:]) * math.prod(self.lower.shape[1:])
+        sums = torch.einsum("sko,so->sk", weight, counts) / positions
+        scale = self.unit.scale()
+        return sums if scale is None else sums * scale[neurons].to(torch.float64).unsqueeze(1)
 
     def statistics(self, neurons: Tensor, n_inputs: int, *, fence: float, sign: str) -> tuple[Tensor, Tensor]:
         """For a Linear layer with a ReLU (or nothing) and no BatchNorm, each row of ω is exactly the weight row

@@ -283,3 +283,20 @@ def test_non_finite_pre_activation_of_a_relu_convolution_is_named() -> None:
     ssa = stepwise.StepwiseSensitivity(model, ["input", "1"], batch_size=2)
     with pytest.raises(ValueError, match=r"^Level '1' holds NaN or Inf values"):
         ssa.dependency_graph(inputs, target=[("1", 0)])
+
+
+@pytest.mark.parametrize("name", sorted(LAYER_STEPS))
+def test_sums_of_relevance_over_inputs(name: str) -> None:
+    # A convolution sums ω from its window counts summed over inputs; every step must equal summing ω itself.
+    factory, shape, lower, upper = LAYER_STEPS[name]
+    model = factory()
+    _batchnorm_statistics(model)
+    inputs = torch.randn((7,) + shape, dtype=torch.float64)
+    ssa = stepwise.StepwiseSensitivity(model, [lower, upper], batch_size=3, fence=0.8)
+    neurons = range(resolve_levels(model, inputs[:2], [lower, upper])[1].n_neurons)
+    kept = ssa._run_step(inputs, upper, lower, neurons, keep_omega=True)
+    fast = ssa._run_step(inputs, upper, lower, neurons, keep_omega=False)
+    assert kept.omega is not None and fast.omega is None
+    assert torch.equal(fast.counts, kept.counts)
+    assert fast.omega_sum.dtype == torch.float64
+    assert_rows_close(fast.omega_sum.unsqueeze(1), kept.omega.sum(dim=1, keepdim=True), 1e-12)
