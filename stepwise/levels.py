@@ -68,12 +68,16 @@ class LevelInfo:
         The shape of the level's activation for one input, without the batch dimension.
     channel_dim : int
         The dimension of ``shape`` (counting the batch dimension as 0) that indexes neurons.
+    rewritten : bool
+        Whether a later operation of the forward pass changes the activation in place (an in-place ReLU after a
+        convolution level, say), so that :func:`capture` must copy it when the level's module returns.
     """
 
     name: str
     module: nn.Module | None
     shape: tuple[int, ...]
     channel_dim: int
+    rewritten: bool = True
 
     @property
     def n_neurons(self) -> int:
@@ -467,7 +471,8 @@ def resolve_levels(
                     "as a shared nn.ReLU), so its output is ambiguous. Use a separate module instance for each "
                     "use, or take the enclosing block's output as the level."
                 )
-            tensor = next(call.output for call in trace.calls if call.name == name)
+            call = next(call for call in trace.calls if call.name == name)
+            tensor = call.output
             if not isinstance(tensor, Tensor):
                 raise ValueError(
                     f"Level {name!r} returns a {type(tensor).__name__}, not a tensor. Choose a module that "
@@ -488,7 +493,8 @@ def resolve_levels(
                 f"channel_dim={channel_dim} does not fit level {name!r} of shape {tuple(tensor.shape)}: "
                 "pass a dimension between 1 and the number of dimensions minus one."
             )
-        infos.append(LevelInfo(name, modules.get(name), tuple(tensor.shape[1:]), dim))
+        rewritten = name == INPUT or (name not in (SOFTMAX, OUTPUT) and call.output._version != call.version)
+        infos.append(LevelInfo(name, modules.get(name), tuple(tensor.shape[1:]), dim, rewritten))
 
     module_levels = [name for name in levels if name in order]
     if module_levels != sorted(module_levels, key=order.__getitem__):
@@ -552,25 +558,37 @@ def capture(model: nn.Module, x: Tensor, levels: Sequence[LevelInfo]) -> dict[st
     Returns
     -------
     dict of str to Tensor
-        Each level's activation, a copy that later in-place operations of the model cannot change. The forward
-        pass stops as soon as the last module level exists, unless ``softmax`` or ``output`` is asked for.
+        Each level's activation, as the level's module returned it: a copy where a later in-place operation of
+        the model changes it (``LevelInfo.rewritten``), else the tensor itself. The forward pass stops as soon
+        as the last module level exists, unless ``softmax`` or ``output`` is asked for.
     """
+    return _capture(model, x, levels, copy_all=False)
+
+
+def _capture(model: nn.Module, x: Tensor, levels: Sequence[LevelInfo], *, copy_all: bool) -> dict[str, Tensor]:
     captured: dict[str, Tensor] = {}
+    versions: dict[str, int] = {}
     module_levels = [info for info in levels if info.module is not None]
     needs_output = any(info.name in (SOFTMAX, OUTPUT) for info in levels)
 
-    def make_hook(name: str) -> Callable:
+    def make_hook(info: LevelInfo) -> Callable:
         def hook(module: nn.Module, args: tuple, output: Tensor) -> None:
-            captured[name] = output.detach().clone()
+            if info.rewritten or copy_all:
+                captured[info.name] = output.detach().clone()
+            else:
+                captured[info.name] = output.detach()  # shares the version counter of the output
+                versions[info.name] = output._version
 
         return hook
 
     if any(info.name == INPUT for info in levels):
         captured[INPUT] = x.detach().clone()
-    hooks = [(info.module, make_hook(info.name)) for info in module_levels]
+    hooks = [(info.module, make_hook(info)) for info in module_levels]
     last = module_levels[-1].module if module_levels and not needs_output else None
     with analysis_mode(model, owner="stepwise.capture"), torch.no_grad():
         output = forward_pass(model, x, hooks, stop_after=last)
+    if any(captured[name]._version != version for name, version in versions.items()):
+        return _capture(model, x, levels, copy_all=True)  # changed in place on these inputs only: copy all
     for info in levels:
         if info.name in (SOFTMAX, OUTPUT):
             captured[info.name] = _top_activation(info, output).detach()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import PermuteMLP, ResNetStyle, VGGStyle, sequential_cnn
-from torch import nn
+from torch import Tensor, nn
 
 import stepwise
 from stepwise.levels import all_finite, capture, resolve_levels
@@ -80,3 +80,41 @@ def test_all_finite_agrees_with_isfinite(dtype: torch.dtype) -> None:
         y[3, 2] = bad
         assert all_finite(y) == bool(torch.isfinite(y).all()) is False
     assert all_finite(x[:0]) and all_finite(torch.arange(3))
+
+
+class SometimesInPlace(nn.Module):
+    """Doubles the first layer's output in place, but only for inputs whose first value is positive."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(3, 4)
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.fc(x)
+        if x[0, 0] > 0:
+            h.mul_(2.0)
+        return self.head(h)
+
+
+def test_capture_copies_only_levels_changed_in_place_later() -> None:
+    model = nn.Sequential(nn.Conv2d(2, 3, 3), nn.ReLU(inplace=True), nn.Conv2d(3, 4, 3), nn.ReLU()).eval()
+    x = torch.randn(5, 2, 8, 8)
+    infos = resolve_levels(model, x[:2], ["0", "1", "3"])
+    assert [info.rewritten for info in infos] == [True, False, False]  # the in-place ReLU rewrites conv 0's output
+    captured = capture(model, x, infos)
+    with torch.no_grad():
+        conv = model[0](x)
+        assert torch.equal(captured["0"], conv)  # the values before the ReLU
+        assert torch.equal(captured["1"], conv.relu())
+        assert torch.equal(captured["3"], model(x))
+
+
+def test_capture_copies_a_level_changed_in_place_on_some_inputs_only() -> None:
+    model = SometimesInPlace().eval()
+    negative = -torch.rand(2, 3)
+    infos = resolve_levels(model, negative, ["fc", "head"])
+    assert not infos[0].rewritten  # the probe did not see the in-place change
+    x = torch.rand(2, 3)
+    with torch.no_grad():
+        assert torch.equal(capture(model, x, infos)["fc"], model.fc(x))
