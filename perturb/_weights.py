@@ -39,8 +39,10 @@ class Feeding:
     reason: str = ""
 
 
-def feeding_modules(model: nn.Module, x: Tensor, levels: Sequence[LevelInfo]) -> dict[str, Feeding]:
-    """Find, for each level, the Conv/Linear module whose output feeds it.
+def feeding_modules(
+    model: nn.Module, x: Tensor, levels: Sequence[LevelInfo]
+) -> tuple[dict[str, Feeding], dict[str, Tensor]]:
+    """Find, for each level, the Conv/Linear module whose output feeds it; keep the level's activation on ``x``.
 
     Must be called inside :func:`stepwise.levels.analysis_mode` (parameters frozen), so that only the input
     requires grad and no parameter gradient is ever recorded.
@@ -54,8 +56,11 @@ def feeding_modules(model: nn.Module, x: Tensor, levels: Sequence[LevelInfo]) ->
 
     Returns
     -------
-    dict of str to Feeding
+    feeding : dict of str to Feeding
         One entry per level.
+    activations : dict of str to Tensor
+        Each level's activation on ``x`` (a copy, detached), and the model output under ``'output'`` (and
+        its softmax under ``'softmax'``).
     """
     names = {m: n for n, m in model.named_modules() if n}
     order = {n: i for i, n in enumerate(names.values())}
@@ -63,8 +68,14 @@ def feeding_modules(model: nn.Module, x: Tensor, levels: Sequence[LevelInfo]) ->
     level_nodes: dict[str, Node] = {}
     by_module = {info.module: info.name for info in levels if info.module is not None}
 
+    activations: dict[str, Tensor] = {}
+
     def record(module: nn.Module, args: tuple, output: object) -> None:
-        if not isinstance(output, Tensor) or output.grad_fn is None:
+        if not isinstance(output, Tensor):
+            return
+        if module in by_module:
+            activations[by_module[module]] = output.detach().clone()
+        if output.grad_fn is None:
             return
         if isinstance(module, WEIGHT_LAYERS):
             weight_nodes[output.grad_fn] = names[module]
@@ -76,8 +87,12 @@ def feeding_modules(model: nn.Module, x: Tensor, levels: Sequence[LevelInfo]) ->
     leaf = x.detach().clone().requires_grad_(True)
     with torch.enable_grad(), hooked(forward=hooks):
         output = model(leaf)
-    if isinstance(output, Tensor) and output.grad_fn is not None:
-        level_nodes[OUTPUT] = level_nodes[SOFTMAX] = output.grad_fn
+    activations[INPUT] = x.detach().clone()
+    if isinstance(output, Tensor):
+        activations[OUTPUT] = output.detach()
+        activations[SOFTMAX] = torch.softmax(activations[OUTPUT], dim=1) if output.dim() == 2 else output.detach()
+        if output.grad_fn is not None:
+            level_nodes[OUTPUT] = level_nodes[SOFTMAX] = output.grad_fn
 
     found: dict[str, Feeding] = {}
     for info in levels:
@@ -109,7 +124,7 @@ def feeding_modules(model: nn.Module, x: Tensor, levels: Sequence[LevelInfo]) ->
             )
             continue
         found[info.name] = Feeding(modules[0])
-    return found
+    return found, activations
 
 
 def _first_weight_layers(start: Node, weight_nodes: dict[Node, str]) -> set[str]:

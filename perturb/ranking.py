@@ -543,15 +543,15 @@ def rank_neurons(
             )
         if batch_size is None:
             batch_size = _auto_batch_size(ranked, x, n_samples)
-        feeding = feeding_modules(model, x, ranked)
+        feeding, clean = feeding_modules(model, x, ranked)
         batches = _batches(x, source, n_samples, sigma, batch_size)
         with tqdm(total=n_samples, disable=not progress, desc=_OWNER, unit="resample") as bar:
-            streamed = _stream(model, x, batches, ranked, top, target, output, threshold,
+            streamed = _stream(model, batches, ranked, top, target, output, threshold,
                                _group_size(ranked, x, batch_size), bar)  # fmt: skip
     scores: dict[str, dict[str, Tensor]] = {metric: {} for metric in METRICS}
     scores["correlation"], scores["precision"] = streamed.correlation, streamed.precision
     for info in ranked:
-        for metric, values in _baseline_scores(model, streamed.clean[info.name], info, feeding[info.name]).items():
+        for metric, values in _baseline_scores(model, clean[info.name], info, feeding[info.name]).items():
             scores[metric][info.name] = values
     return NeuronRanking(
         levels=[info.name for info in ranked],
@@ -567,7 +567,7 @@ def rank_neurons(
         model=model,
         image=x,
         outputs=streamed.outputs,
-        clean_output=float(_target_output(streamed.clean[OUTPUT], target, output)[0]),
+        clean_output=float(_target_output(clean[OUTPUT], target, output)[0]),
         feeding=feeding,
     )
 
@@ -611,17 +611,15 @@ def _dims(shape: Sequence[int]) -> str:
 
 @dataclasses.dataclass
 class _Streamed:
-    """What the streamed pass yields: two metrics per level, o per resample, the clean input's activations."""
+    """What the streamed pass yields: two metrics per level and o per resample."""
 
     correlation: dict[str, Tensor]
     precision: dict[str, Tensor]
     outputs: Tensor  # (n_samples,) float64
-    clean: dict[str, Tensor]  # each captured level on the clean input, shape (1, ...)
 
 
 def _stream(
     model: nn.Module,
-    x: Tensor,
     batches: Iterable[Tensor],
     ranked: list[LevelInfo],
     top: LevelInfo,
@@ -631,13 +629,12 @@ def _stream(
     group_size: int,
     bar: tqdm,
 ) -> _Streamed:
-    """One streamed pass: the clean input ``x`` rides in front of the first batch; batches are captured one at
-    a time and their statistics added once ``group_size`` resamples are held."""
+    """One streamed pass: batches are captured one at a time and their statistics added once ``group_size``
+    resamples are held."""
     levels = ranked + [top]
     sums: dict[str, _Sums] = {}
     outputs: list[Tensor] = []
     group: list[dict[str, Tensor]] = []
-    clean: dict[str, Tensor] = {}
     o_shift = 0.0
 
     def add_group() -> None:
@@ -648,12 +645,7 @@ def _stream(
         group.clear()
 
     for batch in batches:
-        if not clean:
-            acts = capture(model, torch.cat([x, batch]), levels)
-            clean = {name: value[:1].clone() for name, value in acts.items()}
-            acts = {name: value[1:] for name, value in acts.items()}
-        else:
-            acts = capture(model, batch, levels)
+        acts = capture(model, batch, levels)
         o = _target_output(acts[OUTPUT], target, output)
         if not outputs:
             o_shift = float(o[0])
@@ -676,7 +668,7 @@ def _stream(
             UserWarning,
             stacklevel=3,
         )
-    streamed = _Streamed({}, {}, o_all.cpu(), clean)
+    streamed = _Streamed({}, {}, o_all.cpu())
     for info in ranked:
         correlation, precision = _finish(sums[info.name], n, o1, o2, info.n_neurons, threshold)
         streamed.correlation[info.name] = correlation.cpu()

@@ -125,11 +125,10 @@ def check_against_numpy(
     model_of, input_of, levels, target = CASES[name]
     model, image = model_of().to(dtype), input_of().to(dtype)
     samples = perturb.resample(image, n_samples=N_SAMPLES, sigma=0.2, seed=5)
-    # one batch, the clean input in front of the resamples, as rank_neurons runs them (so that a convolution
+    # the clean input alone and the resamples in one batch, as rank_neurons runs them (so that a convolution
     # rounds the same way in both computations)
-    both = captured(model, torch.cat([image[None], samples]), levels)
-    acts = {name: value[1:] for name, value in both.items()}
-    clean = {name: value[:1] for name, value in both.items()}
+    acts = captured(model, samples, levels)
+    clean = captured(model, image[None], levels)
     o = target_output(model, samples, target, output)
     if threshold is None:  # between the mean activations, so that both precision branches occur
         threshold = float(np.median(numpy_scores(acts["1"], clean["1"][0], o, 0.0)["_mean_activation"]))
@@ -488,7 +487,7 @@ def test_hooks_removed_and_state_restored_after_raising_calls() -> None:
             perturb.rank_neurons(net, cnn_image(), target=7)
         failing = _train_mode_model(fails=True)
         failing_before = state_of(failing)
-        with pytest.raises(ValueError, match="The model raised RuntimeError on inputs of shape \\(5, 3, 8, 8\\)"):
+        with pytest.raises(ValueError, match="The model raised RuntimeError on inputs of shape \\(4, 3, 8, 8\\)"):
             perturb.rank_neurons(failing, cnn_image(), ["2", "5"], target=1, n_samples=4)
         with pytest.raises(ValueError, match="Neuron 9 is out of range"):
             perturb.patches(net, cnn_image(), "4", [0, 9])
