@@ -499,6 +499,7 @@ def write_gexf(graph: DependencyGraph, path: str | PathLike) -> None:
         writer = GEXFWriter(encoding="utf-8", prettyprint=True, version="1.2draft")
         writer.add_graph(g)
         meta = next(child for child in writer.xml if child.tag == "meta")
+        meta.attrib.pop("lastmodifieddate", None)  # today's date: the same graph would give another file tomorrow
         ET.SubElement(meta, "description").text = attrs
         writer.write(stream)
 

@@ -49,6 +49,18 @@ def test_two_runs_write_byte_identical_json_graphs(name: str, tmp_path: Path) ->
     assert texts[0] == texts[1]
 
 
+@pytest.mark.filterwarnings("ignore:Step input <- 1:UserWarning")
+@pytest.mark.parametrize("suffix", [".graphml", ".gexf", ".dot"])
+def test_other_formats_are_byte_identical_and_undated(suffix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model, inputs, levels, settings = analysed("vgg, closed form")
+    graph = stepwise.StepwiseSensitivity(model, levels, **settings).dependency_graph(inputs, target=0)
+    stepwise.write_graph(graph, tmp_path / f"today{suffix}")
+    monkeypatch.setattr("time.strftime", lambda *args: "2001-02-03")  # networkx dates GEXF files with it
+    stepwise.write_graph(graph, tmp_path / f"another day{suffix}")
+    assert (tmp_path / f"today{suffix}").read_bytes() == (tmp_path / f"another day{suffix}").read_bytes()
+    assert b"2001-02-03" not in (tmp_path / f"another day{suffix}").read_bytes()
+
+
 RUN = """\
 import sys
 
