@@ -196,7 +196,7 @@ class Checkpoint:
     def _read(self) -> None:
         try:
             data = json.loads(self.path.read_bytes())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        except (OSError, ValueError, RecursionError) as error:  # ValueError: bad UTF-8 or JSON, huge numbers
             raise self.corrupt(f"{type(error).__name__}: {error}") from error
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise self.corrupt(f"no 'format': {FORMAT!r} entry")

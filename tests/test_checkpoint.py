@@ -349,6 +349,8 @@ def damaged(valid: bytes) -> dict[str, bytes]:
         "child out of range": json.dumps(out_of_range).encode(),
         "step at the wrong position": json.dumps(wrong_position).encode(),
         "no steps": json.dumps(missing).encode(),
+        "nested too deep": b"[" * 100_000 + b"]" * 100_000,
+        "huge number": b'{"format": ' + b"9" * 5000 + b"}",
     }
 
 
@@ -360,6 +362,8 @@ DAMAGE = {
     "child out of range": r"\(the edges of step classifier.1 <- classifier.4 are not \[parent, child, count, mean ω\]",
     "step at the wrong position": r"\(step 0 is at position 3, expected 5\)",
     "no steps": r"\('fingerprint' must be an object, 'steps' a list and 'complete' a boolean\)",
+    "nested too deep": r"\(RecursionError: ",
+    "huge number": r"\(ValueError: ",
 }
 
 
