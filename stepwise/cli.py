@@ -112,6 +112,11 @@ def save_figure(fig: Figure, path: str | PathLike, *, dpi: int = _DPI) -> None:
 # ------------------------------------------------------------------------------------------------ errors
 
 
+def _article(noun: str) -> str:
+    """``noun`` with its indefinite article: 'an int', 'a tuple'."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
+
+
 class _UsageError(Exception):
     """A bad argument found before the long work: reported by the subcommand's parser, exit status 2."""
 
@@ -200,7 +205,7 @@ def _load_model(spec: str) -> tuple[nn.Module, str]:
             )
         if not callable(factory):
             raise _UsageError(
-                f"--model {spec!r}: {factory_name!r} is a {type(factory).__name__}, not a callable that returns "
+                f"--model {spec!r}: {factory_name!r} is {_article(type(factory).__name__)}, not a callable that returns "
                 "the model."
             )
         try:
@@ -1189,7 +1194,8 @@ def _add_model_options(parser: argparse.ArgumentParser, *, levels: bool = True) 
         metavar="SPEC",
         help="the model: package.module:factory, a callable that returns the torch.nn.Module "
         "(importable from the current folder or installed), e.g. stepwise.models:digits_cnn; "
-        "or a .pt2 file written by torch.export.save (then name --levels). TorchScript files "
+        "or a .pt2 file written by torch.export.save (then name --levels; torch.export.load unpickles "
+        "parts of it, so run only model files you trust, as you would their code). TorchScript files "
         "cannot be analysed: they do not run forward hooks.",
     )
     group.add_argument(

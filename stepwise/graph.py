@@ -359,6 +359,8 @@ class DependencyGraph:
 
         Raises
         ------
+        TypeError
+            If ``levels`` is not a str or a sequence of str.
         ValueError
             If a name is not one of the graph's levels.
 
@@ -371,7 +373,12 @@ class DependencyGraph:
         >>> DependencyGraph(g).subgraph(levels="fc1")
         DependencyGraph(target=1, levels=2, nodes=1, edges=0)
         """
-        names = [levels] if isinstance(levels, str) else list(levels)
+        names = [levels] if isinstance(levels, str) else levels
+        if not isinstance(names, Sequence) or not all(isinstance(name, str) for name in names):
+            raise TypeError(
+                f"levels must be a level name or a list of level names (str); got {levels!r}. "
+                f"This graph's levels are {self.levels}."
+            )
         for name in names:
             if name not in self.levels:
                 raise ValueError(

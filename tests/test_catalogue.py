@@ -561,6 +561,9 @@ GRAPHS = {
     ),
     "node_occurrence: no graphs": Bad(lambda b: stepwise.node_occurrence({}), ValueError, "needs at least 1 graph"),
     "DependencyGraph.top_neurons: k=2.5": Bad(lambda b: b.graphs[0].top_neurons("frequency", 2.5), TypeError, RANGE_1),
+    "DependencyGraph.subgraph: a level as an int": Bad(
+        lambda b: b.graphs[0].subgraph(levels=3), TypeError, "must be a level name or a list of level names"
+    ),
     "read_graph: a path that is not a str": Bad(
         lambda b: stepwise.read_graph(7), TypeError, "path must be a str or os.PathLike"
     ),
@@ -847,7 +850,8 @@ COMMANDS = {
         ("analyse", "--model", "stepwise.models:", "--data", "{data}"), "write package.module:factory"
     ),
     "analyse --model naming a constant": BadCommand(
-        ("analyse", "--model", "stepwise.models:IMAGE_SIZE", "--data", "{data}"), "not a callable that returns"
+        ("analyse", "--model", "stepwise.models:IMAGE_SIZE", "--data", "{data}"),
+        "'IMAGE_SIZE' is an int, not a callable that returns",
     ),
     "analyse --model whose factory returns data": BadCommand(
         ("analyse", "--model", "stepwise.models:digits_data", "--data", "{data}"), "it must return a torch.nn.Module"
