@@ -256,3 +256,11 @@ def test_full_demo_writes_everything_within_ten_minutes(tmp_path: Path) -> None:
     assert len(summary["clusters"]["labels"]) == 10 and len(summary["rankings"]) == 10
     for name in ("clustermap.png", "patches.png", "perturbation.csv", "agreement.csv", "summary.md"):
         assert (out / name).stat().st_size > 0
+
+
+def test_python_dash_m_runs_the_command() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "stepwise", "--version"], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"stepwise {stepwise.__version__}"
