@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pytest
 import torch
 from torch import Tensor, nn
+
+from stepwise.models import digits_data
 
 SEED = 0
 
@@ -230,3 +232,10 @@ def build_case(name: str, dtype: torch.dtype = torch.float64) -> tuple[nn.Module
     model = heavy_tailed(factory()).to(dtype).eval()
     inputs = torch.randn((5,) + shape, dtype=dtype)
     return model, with_softmax(chain_of(model)), inputs, levels
+
+
+def digits_subset(classes: Sequence[int], per_class: int) -> tuple[Tensor, Tensor]:
+    """The first ``per_class`` training images of each of ``classes`` in the shipped digits data, and their labels."""
+    images, labels, train, _ = digits_data()
+    chosen = torch.cat([train[labels[train] == c][:per_class] for c in classes])
+    return images[chosen], labels[chosen]

@@ -11,11 +11,11 @@ import matplotlib
 import matplotlib.pyplot as plt
 import pytest
 import torch
+from conftest import digits_subset
 from faults import FullDisk, files_in
 
 from stepwise import read_graph, readwrite
 from stepwise.cli import main, save_figure, write_file
-from stepwise.models import digits_data
 
 matplotlib.use("Agg")  # headless
 
@@ -66,10 +66,8 @@ def test_a_disk_full_in_the_middle_of_a_file_keeps_the_old_one(kind, tmp_path, m
 @pytest.fixture(scope="module")
 def data_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Four training images of each of the classes 1 and 2 with their labels."""
-    images, labels, train, _ = digits_data()
-    chosen = torch.cat([train[labels[train] == c][:4] for c in (1, 2)])
     path = tmp_path_factory.mktemp("inputs") / "data.pt"
-    torch.save((images[chosen], labels[chosen]), path)
+    torch.save(digits_subset((1, 2), 4), path)
     return path
 
 

@@ -16,14 +16,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import build_case
+from conftest import build_case, digits_subset
 from torch import Tensor, nn
 
 import stepwise
 from stepwise import traverse
 from stepwise.checkpoint import model_digest, tensor_digest
 from stepwise.cli import main
-from stepwise.models import digits_data
 from stepwise.readwrite import write_json
 
 TESTS = Path(__file__).parent
@@ -415,10 +414,8 @@ def test_a_bad_checkpoint_path_is_refused_before_any_work(checkpoint, error, mes
 @pytest.fixture(scope="module")
 def digits_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three training images of each of the classes 0 and 1, with labels."""
-    images, labels, train, _ = digits_data()
-    chosen = torch.cat([train[labels[train] == c][:3] for c in (0, 1)])
     path = tmp_path_factory.mktemp("digits") / "digits.pt"
-    torch.save((images[chosen], labels[chosen]), path)
+    torch.save(digits_subset((0, 1), 3), path)
     return path
 
 

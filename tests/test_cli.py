@@ -14,11 +14,12 @@ import pandas as pd
 import pytest
 import torch
 from PIL import Image
+from conftest import digits_subset
 from torch import nn
 
 import stepwise
 from stepwise.cli import build_parser, main, write_file
-from stepwise.models import digits_cnn, digits_data
+from stepwise.models import digits_cnn
 
 SCRIPT = Path(sys.executable).parent / "stepwise"
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -36,24 +37,24 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A small labelled data file (4 training images of each of classes 0, 1, 2), the shipped weights as a
     state dict, and files that are wrong in one way each."""
     folder = tmp_path_factory.mktemp("inputs")
-    images, labels, train, _ = digits_data()
-    chosen = torch.cat([train[labels[train] == c][:4] for c in (0, 1, 2)])
+    inputs, labels = digits_subset((0, 1, 2), 4)
     names = ("data", "weights", "rgb", "bad_labels", "linear", "pickled", "scripted")
     paths = {name: folder / f"{name}.pt" for name in names}
-    torch.save((images[chosen], labels[chosen]), paths["data"])
+    torch.save((inputs, labels), paths["data"])
     torch.save(digits_cnn().state_dict(), paths["weights"])
-    torch.save(images[chosen].repeat(1, 3, 1, 1), paths["rgb"])
-    torch.save((images[chosen], labels[chosen] + 10), paths["bad_labels"])
+    torch.save(inputs.repeat(1, 3, 1, 1), paths["rgb"])
+    torch.save((inputs, labels + 10), paths["bad_labels"])
     torch.save(nn.Linear(3, 2).state_dict(), paths["linear"])
     torch.save(nn.Linear(3, 2), paths["pickled"])
     with warnings.catch_warnings():  # TorchScript is deprecated; users still have such files
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.jit.save(torch.jit.script(nn.Sequential(nn.Linear(3, 2))), paths["scripted"])
     paths["images"] = folder / "images"
+    folder_images, folder_labels = digits_subset((0, 1), 3)
     for c in (0, 1):
         (paths["images"] / str(c)).mkdir(parents=True)
-        for position, index in enumerate(train[labels[train] == c][:3].tolist()):
-            pixels = (images[index, 0] * 255).round().to(torch.uint8).numpy()
+        for position, image in enumerate(folder_images[folder_labels == c]):
+            pixels = (image[0] * 255).round().to(torch.uint8).numpy()
             Image.fromarray(pixels, mode="L").save(paths["images"] / str(c) / f"{position}.png")
     return paths
 
