@@ -2,8 +2,7 @@
 
 For each configuration, in a fresh process (so that peak memory is its own), on N random images:
 
-(a) a plain forward pass of the images, no hooks, in the same batches as (b), timed before and after (b) (the
-    faster is kept);
+(a) a plain forward pass of the images, no hooks, in the same batches as (b);
 (b) the full ``StepwiseSensitivity.dependency_graph`` call, on a new instance (its level resolution, one forward
     pass on two images, and the ``torch.fx`` trace included);
 (c) the naive method: one forward pass per input that records the autograd graph (batch of one), then one
@@ -14,8 +13,9 @@ For each configuration, in a fresh process (so that peak memory is its own), on 
 (d) captum's ``NeuronGradient`` (the gradient of one neuron with respect to the input, one call per neuron
     for a batch of one input), timed on a sample and extrapolated the same way;
 
-plus process CPU times of (a) and (b) (less disturbed than wall-clock time by other work on the machine), the
-peak resident memory, the neuron-set size per level, and an exactness check: ω from
+(a) and (b) are timed ``--repeats`` times, alternating, and the medians are reported (b/a is the ratio of the
+medians; one run of either can be 20 % slower on this machine for no reason of its own). Also: process CPU times
+of (a) and (b), the peak resident memory, the neuron-set size per level, and an exactness check: ω from
 ``StepwiseSensitivity.relevance`` (the code path of (b)) against (c)'s gradients on the sampled pairs.
 
 Configurations: ``vgg16`` (a VGG16-shaped network, levels = input and the 16 weight layers' outputs, target one
@@ -35,6 +35,7 @@ import multiprocessing
 import os
 import platform
 import resource
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -148,7 +149,8 @@ def _captum_step(model, images, upper, neurons, samples, generator):
 
 
 def run_config(
-    config: str, n_images: int, size: int, batch_size: int, pairs: int, num_classes: int, captum_samples: int
+    config: str, n_images: int, size: int, batch_size: int, pairs: int, num_classes: int, captum_samples: int,
+    repeats: int,
 ) -> dict:
     """Measure one configuration; meant to run in its own process."""
     torch.manual_seed(0)
@@ -165,14 +167,16 @@ def run_config(
 
     with torch.no_grad():
         model(images[:batch_size])  # warm-up
-    forward_before = plain_forward()
-    ssa = stepwise.StepwiseSensitivity(model, levels, batch_size=batch_size)
-    with _Clock() as clock:  # (b), cold: level resolution and the fx trace included
-        graph = ssa.dependency_graph(images, target=target)
+    forwards, traversals = [], []
+    for _ in range(repeats):  # (a) and (b) alternate, so that a slow spell of the machine hits both
+        forwards.append(plain_forward())
+        ssa = stepwise.StepwiseSensitivity(model, levels, batch_size=batch_size)
+        with _Clock() as clock:  # (b), cold: level resolution and the fx trace included
+            graph = ssa.dependency_graph(images, target=target)
+        traversals.append(clock)
     rss_traversal = _peak_rss_mb()
-    forward_after = plain_forward()  # (a) again: the faster of the two is kept
-    forward, forward_cpu = min(forward_before.wall, forward_after.wall), min(forward_before.cpu, forward_after.cpu)
-    traversal, traversal_cpu = clock.wall, clock.cpu
+    forward, forward_cpu = statistics.median(c.wall for c in forwards), statistics.median(c.cpu for c in forwards)
+    traversal, traversal_cpu = statistics.median(c.wall for c in traversals), statistics.median(c.cpu for c in traversals)
 
     infos = resolve_levels(model, images[:2], levels)
     sets = _level_sets(graph)
@@ -203,8 +207,11 @@ def run_config(
         "images": n_images,
         "size": size,
         "batch_size": batch_size,
+        "repeats": repeats,
         "forward_s": forward,
         "traversal_s": traversal,
+        "forward_s_each": [c.wall for c in forwards],
+        "traversal_s_each": [c.wall for c in traversals],
         "forward_cpu_s": forward_cpu,
         "traversal_cpu_s": traversal_cpu,
         "b_over_a_cpu": traversal_cpu / forward_cpu,
@@ -259,6 +266,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--pairs", type=int, default=4, help="(neuron, input) pairs timed per step (default 4)")
     parser.add_argument("--classes", type=int, default=1000, help="number of logits (default 1000)")
     parser.add_argument("--captum-samples", type=int, default=2, help="captum calls timed per step (default 2)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs of (a) and (b), alternating (default 3)")
     parser.add_argument("--configs", nargs="+", choices=CONFIGS, default=list(CONFIGS), help="what to run")
     parser.add_argument("--out", type=Path, default=Path("results/benchmarks/ssa_vgg16.json"), help="JSON file")
     args = parser.parse_args(argv)
@@ -267,7 +275,8 @@ def main(argv: list[str] | None = None) -> dict:
     for n_images in args.images:
         for config in args.configs:
             result = measure(
-                config, n_images, args.size, args.batch_size, args.pairs, args.classes, args.captum_samples
+                config, n_images, args.size, args.batch_size, args.pairs, args.classes, args.captum_samples,
+                args.repeats,
             )
             results.append(result)
             print(_table([result]).splitlines()[-1], flush=True)
