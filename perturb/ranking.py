@@ -394,13 +394,7 @@ def _resolve(model: nn.Module, x: Tensor, levels: object) -> tuple[list[LevelInf
             padded = [INPUT] + padded
         resolved = resolve_levels(model, x, padded)
         ranked = [info for info in resolved if info.name in names]
-    top = resolved[-1]
-    if top.name not in (SOFTMAX, OUTPUT):
-        raise ValueError(
-            f"rank_neurons follows the model output across resamples, but {type(model).__name__} returns no "
-            "tensor output. Wrap the model so that it returns class scores of shape (N, C)."
-        )
-    return ranked, dataclasses.replace(top, name=OUTPUT)
+    return ranked, dataclasses.replace(resolved[-1], name=OUTPUT)  # the top is 'softmax' or 'output'
 
 
 def _auto_batch_size(levels: Sequence[LevelInfo], x: Tensor, n_samples: int) -> int:

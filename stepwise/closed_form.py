@@ -301,6 +301,12 @@ class LayerStep(ClosedFormStep):
     def clear(self) -> None:
         self.stats.clear()
 
+    def _gathered(self) -> Tensor:
+        """The statistics of every input seen, concatenated once."""
+        if len(self.stats) > 1:
+            self.stats[:] = [torch.cat(self.stats)]
+        return self.stats[0]
+
     def _rows(self, neurons: Tensor) -> Tensor:
         """W̃[n, k] = Σ_r W[n, k·R + r] / P_lower."""
         weight = self.unit.layer.weight[neurons]
@@ -309,7 +315,7 @@ class LayerStep(ClosedFormStep):
     def relevance(self, neurons: Tensor, n_inputs: int) -> Tensor:
         weight = self.unit.layer.weight
         if self.head == "softmax":
-            p = torch.cat(self.stats)  # (N, C)
+            p = self._gathered()  # (N, C)
             rows = self._rows(torch.arange(weight.shape[0], device=weight.device))  # (C, K)
             scale = self.unit.scale()
             if scale is not None:
@@ -317,13 +323,13 @@ class LayerStep(ClosedFormStep):
             mixed = p @ rows  # Σ_m p[i, m] W̃[m, k]
             return p[:, neurons].T.unsqueeze(2) * (rows[neurons].unsqueeze(1) - mixed.unsqueeze(0))
         if self.unit.is_conv:
-            counts = torch.cat(self.stats)[:, neurons]  # (N, S, O)
+            counts = self._gathered()[:, neurons]  # (N, S, O)
             positions = math.prod(self.upper.shape[1:]) * math.prod(self.lower.shape[1:])
             omega = torch.einsum("sko,nso->snk", weight[neurons].flatten(2), counts) / positions
         else:
             rows = self._rows(neurons).unsqueeze(1)  # (S, 1, K)
             if self.stats:
-                omega = torch.cat(self.stats)[:, neurons].T.unsqueeze(2) * rows
+                omega = self._gathered()[:, neurons].T.unsqueeze(2) * rows
             else:
                 omega = rows.expand(-1, n_inputs, -1)
         return _scaled(omega, self.unit.scale(), neurons)
@@ -332,7 +338,7 @@ class LayerStep(ClosedFormStep):
         """For a convolution, from the window counts summed over inputs (exact in float64), in float64."""
         if not self.unit.is_conv or self.head == "softmax":
             return super().relevance_sums(neurons, omega)
-        counts = torch.cat(self.stats)[:, neurons].sum(dim=0, dtype=torch.float64)  # (S, O)
+        counts = self._gathered()[:, neurons].sum(dim=0, dtype=torch.float64)  # (S, O)
         weight = self.unit.layer.weight[neurons].flatten(2).to(torch.float64)
         positions = math.prod(self.upper.shape[1:]) * math.prod(self.lower.shape[1:])
         sums = torch.einsum("sko,so->sk", weight, counts) / positions
@@ -348,7 +354,7 @@ class LayerStep(ClosedFormStep):
             return super().statistics(neurons, n_inputs, fence=fence, sign=sign)
         rows = self._rows(neurons)
         if self.stats:
-            open_gates = torch.cat(self.stats)[:, neurons].sum(dim=0).round().to(torch.int64)
+            open_gates = self._gathered()[:, neurons].sum(dim=0).round().to(torch.int64)
         else:
             open_gates = torch.full((len(neurons),), n_inputs, dtype=torch.int64, device=rows.device)
         mask = outlier_mask(rows, fence=fence, sign=sign)
