@@ -133,6 +133,17 @@ def _checked_target(target: object, levels: list[str]) -> int | list[list]:
     )
 
 
+def _first_cycle(graph: nx.DiGraph) -> list[tuple[str, str]]:
+    """A cycle of ``graph`` as a list of edges, the same whatever order the nodes and edges were added in: found
+    from the top-most node on a cycle (smallest depth, then key), in a copy of its strongly connected component
+    with sorted edges."""
+    on_cycles = [c for c in nx.strongly_connected_components(graph) if len(c) > 1 or graph.has_edge(*[min(c)] * 2)]
+    start = min((n for c in on_cycles for n in c), key=lambda n: (graph.nodes[n]["depth"], n))
+    component = next(c for c in on_cycles if start in c)
+    canonical = nx.DiGraph(sorted(graph.subgraph(component).edges()))
+    return nx.find_cycle(canonical, source=start)
+
+
 def _checked(graph: nx.DiGraph) -> nx.DiGraph:
     """A deep copy of ``graph`` with the schema checked and its typed attributes made plain Python values.
 
@@ -218,8 +229,8 @@ def _checked(graph: nx.DiGraph) -> nx.DiGraph:
     )
     if error:
         raise error
-    if not nx.is_directed_acyclic_graph(graph):  # linear time; find_cycle only to name the cycle
-        cycle = nx.find_cycle(graph)
+    if not nx.is_directed_acyclic_graph(graph):  # linear time; the rest only names one cycle
+        cycle = _first_cycle(graph)
         path = " -> ".join(repr(u) for u, _ in cycle) + f" -> {cycle[0][0]!r}"
         raise ValueError(
             f"The graph has a cycle, {path}: edges run from a neuron to one of a lower level it depends on, so a "

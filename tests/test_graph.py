@@ -281,3 +281,21 @@ def _imported_modules(path: Path) -> set[str]:
 
 def test_graph_module_does_not_import_torch():
     assert "torch" not in _imported_modules(Path(stepwise.graph.__file__))
+
+
+def test_a_cycle_is_named_the_same_whatever_the_order_of_the_nodes() -> None:
+    # A cycle through three levels; the message starts at its top-most neuron whatever order the graph was built in.
+    messages = set()
+    for order in (1, -1):
+        g = nx.DiGraph(levels=list(LEVELS), target=3, n_inputs=10)
+        nodes = [("softmax:3", "softmax", 3, 0), ("fc2:1", "fc2", 1, 1), ("fc1:5", "fc1", 5, 2), ("input:4", "input", 4, 3)]
+        for key, level, index, depth in nodes[::order]:
+            g.add_node(key, level=level, index=index, depth=depth)
+        edges = [("softmax:3", "fc2:1"), ("fc2:1", "fc1:5"), ("fc1:5", "input:4"), ("input:4", "fc2:1")]
+        for u, v in edges[::order]:
+            g.add_edge(u, v, count=1, frequency=0.1, relevance=0.1, sign=1)
+        with pytest.raises(ValueError, match="The graph has a cycle") as error:
+            DependencyGraph(g)
+        messages.add(str(error.value))
+    assert len(messages) == 1
+    assert "The graph has a cycle, 'fc2:1' -> 'fc1:5' -> 'input:4' -> 'fc2:1'" in messages.pop()
