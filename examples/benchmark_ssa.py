@@ -52,11 +52,15 @@ from stepwise.readwrite import atomic_write  # noqa: E402
 from stepwise.select import outlier_mask  # noqa: E402
 
 CONFIGS = ("vgg16", "saturated", "resnet")
-VGG_LEVELS = ["input"] + [f"features.{i}" for i in (1, 3, 6, 8, 11, 13, 15, 18, 20, 22, 25, 27, 29)] + [
-    "classifier.1",
-    "classifier.4",
-    "classifier.6",
-]
+VGG_LEVELS = (
+    ["input"]
+    + [f"features.{i}" for i in (1, 3, 6, 8, 11, 13, 15, 18, 20, 22, 25, 27, 29)]
+    + [
+        "classifier.1",
+        "classifier.4",
+        "classifier.6",
+    ]
+)
 RESNET_LEVELS = ["maxpool"] + [f"layer{s}.{b}" for s in (1, 2, 3, 4) for b in (0, 1)] + ["fc"]
 
 
@@ -149,7 +153,13 @@ def _captum_step(model, images, upper, neurons, samples, generator):
 
 
 def run_config(
-    config: str, n_images: int, size: int, batch_size: int, pairs: int, num_classes: int, captum_samples: int,
+    config: str,
+    n_images: int,
+    size: int,
+    batch_size: int,
+    pairs: int,
+    num_classes: int,
+    captum_samples: int,
     repeats: int,
 ) -> dict:
     """Measure one configuration; meant to run in its own process."""
@@ -176,7 +186,10 @@ def run_config(
         traversals.append(clock)
     rss_traversal = _peak_rss_mb()
     forward, forward_cpu = statistics.median(c.wall for c in forwards), statistics.median(c.cpu for c in forwards)
-    traversal, traversal_cpu = statistics.median(c.wall for c in traversals), statistics.median(c.cpu for c in traversals)
+    traversal, traversal_cpu = (
+        statistics.median(c.wall for c in traversals),
+        statistics.median(c.cpu for c in traversals),
+    )
 
     infos = resolve_levels(model, images[:2], levels)
     sets = _level_sets(graph)
@@ -188,7 +201,9 @@ def run_config(
         if not neurons:
             continue
         per_pair, picks, chosen, omegas = _naive_step(model, images, lower, upper, neurons, pairs, generator)
-        fast = ssa.relevance(images[sorted(set(picks))], upper=upper.name, lower=lower.name, neurons=sorted(set(chosen)))
+        fast = ssa.relevance(
+            images[sorted(set(picks))], upper=upper.name, lower=lower.name, neurons=sorted(set(chosen))
+        )
         rows = {image: row for row, image in enumerate(sorted(set(picks)))}
         cols = {n: col for col, n in enumerate(sorted(set(chosen)))}
         for image, n, omega in zip(picks, chosen, omegas):
@@ -275,14 +290,24 @@ def main(argv: list[str] | None = None) -> dict:
     for n_images in args.images:
         for config in args.configs:
             result = measure(
-                config, n_images, args.size, args.batch_size, args.pairs, args.classes, args.captum_samples,
+                config,
+                n_images,
+                args.size,
+                args.batch_size,
+                args.pairs,
+                args.classes,
+                args.captum_samples,
                 args.repeats,
             )
             results.append(result)
             print(_table([result]).splitlines()[-1], flush=True)
     report = {
-        "machine": {"cpus": os.cpu_count(), "threads": torch.get_num_threads(), "python": platform.python_version(),
-                    "torch": torch.__version__},  # fmt: skip
+        "machine": {
+            "cpus": os.cpu_count(),
+            "threads": torch.get_num_threads(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+        },  # fmt: skip
         "results": results,
     }
     if len(args.images) > 1:

@@ -44,9 +44,7 @@ def trained_mlp(generator: torch.Generator) -> tuple[nn.Module, torch.Tensor, to
     centres = torch.randn(N_CLASSES, 10, **f64)
     labels = torch.arange(N_CLASSES).repeat_interleave(PER_CLASS)
     inputs = centres[labels] + torch.randn(len(labels), 10, **f64)
-    model = nn.Sequential(
-        nn.Linear(10, 96), nn.ReLU(), nn.Linear(96, 64), nn.ReLU(), nn.Linear(64, N_CLASSES)
-    )
+    model = nn.Sequential(nn.Linear(10, 96), nn.ReLU(), nn.Linear(96, 64), nn.ReLU(), nn.Linear(64, N_CLASSES))
     model = model.double()
     with torch.no_grad():
         for layer in (model[0], model[2], model[4]):

@@ -131,7 +131,9 @@ class _ResNet(nn.Module):
         widths, inplanes = (64, 128, 256, 512), 64
         for index, planes in enumerate(widths, start=1):
             stride = 1 if index == 1 else 2
-            setattr(self, f"layer{index}", nn.Sequential(_BasicBlock(inplanes, planes, stride), _BasicBlock(planes, planes)))
+            setattr(
+                self, f"layer{index}", nn.Sequential(_BasicBlock(inplanes, planes, stride), _BasicBlock(planes, planes))
+            )
             inplanes = planes
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(512, num_classes)

@@ -206,14 +206,10 @@ class ClusterResult:
 
     def __repr__(self) -> str:
         clusters = "None" if self.labels is None else self.labels.nunique()
-        return (
-            f"ClusterResult(graphs={self.frame.shape[0]}, nodes={self.frame.shape[1]}, clusters={clusters})"
-        )
+        return f"ClusterResult(graphs={self.frame.shape[0]}, nodes={self.frame.shape[1]}, clusters={clusters})"
 
 
-def cluster_graphs(
-    graphs: Graphs, *, n_clusters: int | None = None, weight: str | None = None
-) -> ClusterResult:
+def cluster_graphs(graphs: Graphs, *, n_clusters: int | None = None, weight: str | None = None) -> ClusterResult:
     """Cluster dependency graphs by their bag-of-nodes vectors: Ward linkage on cosine geometry.
 
     Parameters
@@ -241,9 +237,7 @@ def cluster_graphs(
     labels = None
     if n_clusters is not None:
         n_clusters = check_int(n_clusters, "n_clusters", owner, low=1, high=len(frame))
-        labels = pd.Series(
-            fcluster(tree, n_clusters, criterion="maxclust"), index=frame.index, name="cluster"
-        )
+        labels = pd.Series(fcluster(tree, n_clusters, criterion="maxclust"), index=frame.index, name="cluster")
     return ClusterResult(frame=frame, linkage=tree, leaf_order=leaves_list(tree), labels=labels)
 
 
@@ -305,9 +299,7 @@ def _shared_target(items: list[DependencyGraph], top: str) -> int | list[list]:
         return targets[0]
     pairs: set[tuple[str, int]] = set()
     for target in targets:
-        pairs.update(
-            [(top, target)] if isinstance(target, int) else [(level, index) for level, index in target]
-        )
+        pairs.update([(top, target)] if isinstance(target, int) else [(level, index) for level, index in target])
     levels = items[0].levels
     return [[level, index] for level, index in sorted(pairs, key=lambda p: (-levels.index(p[0]), p[1]))]
 

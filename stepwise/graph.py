@@ -90,9 +90,7 @@ def _coerce(value: object, kind: type) -> object:
     return float(value) if isinstance(value, numbers.Real) else None
 
 
-def _missing(
-    items: list[tuple[object, dict]], required: dict[str, type], what: str, example: str
-) -> ValueError | None:
+def _missing(items: list[tuple[object, dict]], required: dict[str, type], what: str, example: str) -> ValueError | None:
     """The error for items (nodes or edges) that lack required attributes, or None."""
     lacking = [(item, sorted(set(required) - set(data))) for item, data in items if set(required) - set(data)]
     if not lacking:
@@ -166,14 +164,10 @@ def _checked(graph: nx.DiGraph) -> nx.DiGraph:
         )
     levels = graph.graph["levels"]
     if not (isinstance(levels, Sequence) and not isinstance(levels, str) and levels):
-        raise ValueError(
-            f"The graph attribute 'levels' is {levels!r}: it must be a non-empty list of level names."
-        )
+        raise ValueError(f"The graph attribute 'levels' is {levels!r}: it must be a non-empty list of level names.")
     levels = list(levels)
     if not all(isinstance(name, str) for name in levels) or len(set(levels)) != len(levels):
-        raise ValueError(
-            f"The graph attribute 'levels' is {levels!r}: it must list distinct level names (str)."
-        )
+        raise ValueError(f"The graph attribute 'levels' is {levels!r}: it must list distinct level names (str).")
     graph.graph["levels"] = levels
     graph.graph["target"] = _checked_target(graph.graph["target"], levels)
     for name, kind in _RECORDED_ATTRS.items():
@@ -187,9 +181,7 @@ def _checked(graph: nx.DiGraph) -> nx.DiGraph:
             graph.graph[name] = value
 
     nodes = list(graph.nodes(data=True))
-    error = _missing(
-        nodes, _NODE_ATTRS, "node", "'level' (str), 'index' (int) and 'depth' (int, 0 = top level)"
-    )
+    error = _missing(nodes, _NODE_ATTRS, "node", "'level' (str), 'index' (int) and 'depth' (int, 0 = top level)")
     if error:
         raise error
     top = len(levels) - 1
@@ -205,9 +197,7 @@ def _checked(graph: nx.DiGraph) -> nx.DiGraph:
         if data["index"] < 0:
             raise ValueError(f"Node {key!r} has index {data['index']}; a neuron's index is at least 0.")
         if data["level"] not in levels:
-            raise ValueError(
-                f"Node {key!r} has level {data['level']!r}, which is not in the graph's levels {levels}."
-            )
+            raise ValueError(f"Node {key!r} has level {data['level']!r}, which is not in the graph's levels {levels}.")
         if key != node_key(data["level"], data["index"]):
             raise ValueError(
                 f"Node {key!r} has level {data['level']!r} and index {data['index']}, so its key must be "
@@ -393,9 +383,7 @@ class DependencyGraph:
         for name in names:
             if name not in self.levels:
                 raise ValueError(
-                    unknown_name_message(
-                        "level", name, "this graph", self.levels, f"Its levels are {self.levels}."
-                    )
+                    unknown_name_message("level", name, "this graph", self.levels, f"Its levels are {self.levels}.")
                 )
         keep = [n for n, level in self._graph.nodes(data="level") if level in names]
         return DependencyGraph(self._graph.subgraph(keep).copy())
@@ -463,9 +451,7 @@ class DependencyGraph:
         if level is not None:
             if level not in self.levels:
                 raise ValueError(
-                    unknown_name_message(
-                        "level", level, "this graph", self.levels, f"Its levels are {self.levels}."
-                    )
+                    unknown_name_message("level", level, "this graph", self.levels, f"Its levels are {self.levels}.")
                 )
             table = table[table["level"] == level]
         score = table[metric].abs() if metric == "relevance" else table[metric]

@@ -523,7 +523,11 @@ def _top_activation(info: LevelInfo, output: object) -> Tensor:
 
 
 def forward_pass(
-    model: nn.Module, x: Tensor, hooks: Sequence[tuple[nn.Module, Callable]] = (), *, stop_after: nn.Module | None = None
+    model: nn.Module,
+    x: Tensor,
+    hooks: Sequence[tuple[nn.Module, Callable]] = (),
+    *,
+    stop_after: nn.Module | None = None,
 ) -> object:
     """Run the model on ``x`` with forward hooks, ending the pass as soon as ``stop_after`` has run.
 

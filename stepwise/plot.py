@@ -147,9 +147,7 @@ def plot_relevance_heatmap(
     fig, ax = _new_axes(ax, (8.0, 0.5 * len(omega) + 1.5))
     label = "ω / max |ω| of the row" if per_row else "ω"
     limit = float(np.abs(omega).max()) or 1.0  # symmetric about ω = 0, and defined for rows of zeros
-    sns.heatmap(
-        omega, ax=ax, cmap=cmap, vmin=-limit, vmax=limit, yticklabels=labels, cbar_kws={"label": label}
-    )
+    sns.heatmap(omega, ax=ax, cmap=cmap, vmin=-limit, vmax=limit, yticklabels=labels, cbar_kws={"label": label})
     ax.set_xlabel(f"neurons of {level}" if level else "lower neurons", fontsize=9)
     ax.tick_params(axis="y", rotation=0)
     return fig
@@ -227,9 +225,7 @@ def plot_graph(graph: DependencyGraph, *, ax: Axes | None = None) -> Figure:
     return fig
 
 
-def plot_clustermap(
-    result_or_frame: ClusterResult | pd.DataFrame, *, cmap: str = "coolwarm", **kwargs: Any
-) -> Figure:
+def plot_clustermap(result_or_frame: ClusterResult | pd.DataFrame, *, cmap: str = "coolwarm", **kwargs: Any) -> Figure:
     """Seaborn clustermap of bag-of-nodes vectors with both dendrograms (paper Fig. 4a).
 
     Rows (graphs) and columns (neurons) are both ordered by Ward linkage on cosine geometry
@@ -259,9 +255,7 @@ def plot_clustermap(
             f"{type(result_or_frame).__name__}."
         )
     columns = (
-        {"col_linkage": cosine_ward_linkage(frame.to_numpy().T)}
-        if frame.shape[1] >= 2
-        else {"col_cluster": False}
+        {"col_linkage": cosine_ward_linkage(frame.to_numpy().T)} if frame.shape[1] >= 2 else {"col_cluster": False}
     )
     grid = sns.clustermap(frame, row_linkage=row_linkage, cmap=cmap, **columns, **kwargs)
     return grid.figure

@@ -106,9 +106,7 @@ _NOT_XML = re.compile("[^\t\n\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 def _as_path(path: object, action: str) -> Path:
     if not isinstance(path, (str, PathLike)):
-        raise TypeError(
-            f"Cannot {action} a graph: path must be a str or os.PathLike; got {type(path).__name__}."
-        )
+        raise TypeError(f"Cannot {action} a graph: path must be a str or os.PathLike; got {type(path).__name__}.")
     return Path(path)
 
 
@@ -317,9 +315,7 @@ def _safe_xml(path: Path, fmt: str, max_bytes: int | None, owner: str) -> ET.Ele
     """Parse an XML file with defusedxml: no DTD, no entities, no external references, no deep nesting."""
     data = _read_bytes(path, max_bytes, owner)
     try:
-        root = defusedxml.ElementTree.fromstring(
-            data, forbid_dtd=True, forbid_entities=True, forbid_external=True
-        )
+        root = defusedxml.ElementTree.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except defusedxml.DefusedXmlException as error:
         raise ValueError(
             f"Refused to read {path}: {type(error).__name__} ({error}). The file declares a DTD, entities or "
@@ -380,9 +376,7 @@ def _validated(
     is not one. ``nodes`` and ``edges`` are the node ids and (source, target) pairs as the file declares them."""
     _check_items(path, nodes, edges)
     if not g.is_directed():
-        raise ValueError(
-            f"Cannot read {path}: its {fmt} graph is undirected; a stepwise dependency graph is directed."
-        )
+        raise ValueError(f"Cannot read {path}: its {fmt} graph is undirected; a stepwise dependency graph is directed.")
     if g.is_multigraph():
         raise ValueError(
             f"Cannot read {path}: its {fmt} graph has parallel edges; a stepwise dependency graph has at most one "
@@ -545,9 +539,7 @@ def read_gexf(path: str | PathLike, *, max_bytes: int | None = MAX_BYTES) -> Dep
     marked = [text for text in descriptions if text.startswith(MARKER)]
     attrs = _decoded_value(marked[0], f"{path}: <meta><description>") if marked else {}
     if not isinstance(attrs, dict):
-        raise ValueError(
-            f"Cannot read {path}: its <meta><description> holds a {type(attrs).__name__}, not attributes."
-        )
+        raise ValueError(f"Cannot read {path}: its <meta><description> holds a {type(attrs).__name__}, not attributes.")
     for _, data in g.nodes(data=True):
         data.pop("label", None)  # GEXF gives every node a label: the writer's is the key (a reserved name)
     for _, _, data in g.edges(data=True):
@@ -661,9 +653,7 @@ def read_json(path: str | PathLike, *, max_bytes: int | None = MAX_BYTES) -> Dep
     try:
         g = nx.node_link_graph(data, directed=True, multigraph=False, edges=edges)
     except (nx.NetworkXError, KeyError, TypeError) as error:
-        raise ValueError(
-            f"Cannot read {path} as node-link data: missing or invalid entry {error}."
-        ) from error
+        raise ValueError(f"Cannot read {path} as node-link data: missing or invalid entry {error}.") from error
     return _validated(path, "node-link JSON", _decoded(g, path), nodes, pairs)
 
 
@@ -723,9 +713,7 @@ def write_dot(graph: DependencyGraph, path: str | PathLike) -> None:
     g = _check_graph(graph, "write_dot").to_networkx()
     lines = ["digraph dependency_graph {"]
     lines += [f"{_dot_name(k)}={_dot_value(v, f'graph attribute {k!r}')};" for k, v in g.graph.items()]
-    lines += [
-        f"{_dot_quote(str(n))} [{_dot_attrs(d, f'node {n!r}', _DOT_TEXT)}];" for n, d in g.nodes(data=True)
-    ]
+    lines += [f"{_dot_quote(str(n))} [{_dot_attrs(d, f'node {n!r}', _DOT_TEXT)}];" for n, d in g.nodes(data=True)]
     lines += [
         f"{_dot_quote(str(u))} -> {_dot_quote(str(v))} [{_dot_attrs(d, f'edge {u!r} -> {v!r}')}];"
         for u, v, d in g.edges(data=True)
@@ -790,21 +778,15 @@ def read_dot(path: str | PathLike, *, max_bytes: int | None = MAX_BYTES) -> Depe
     try:
         text = _read_bytes(path, max_bytes, "read_dot").decode("utf-8")
     except UnicodeDecodeError as error:
-        raise ValueError(
-            f"Cannot read {path}: it is not UTF-8 text, so not a DOT file written by stepwise."
-        ) from error
+        raise ValueError(f"Cannot read {path}: it is not UTF-8 text, so not a DOT file written by stepwise.") from error
     try:
         with contextlib.redirect_stdout(io.StringIO()) as printed:  # pydot prints its parse errors
             parsed = pydot.graph_from_dot_data(text)
     except Exception as error:  # pydot's parser raises several types, depending on its version
-        raise ValueError(
-            f"Cannot read {path}: it is not valid DOT ({error}); the file may be truncated."
-        ) from error
+        raise ValueError(f"Cannot read {path}: it is not valid DOT ({error}); the file may be truncated.") from error
     if not parsed:
         detail = " ".join(printed.getvalue().split()[-12:]) or "no graph found"
-        raise ValueError(
-            f"Cannot read {path}: it is not valid DOT ({detail}); the file may be truncated or empty."
-        )
+        raise ValueError(f"Cannot read {path}: it is not valid DOT ({detail}); the file may be truncated or empty.")
     if len(parsed) != 1 or parsed[0].get_type() != "digraph":
         raise ValueError(f"Cannot read {path}: it must hold exactly one directed graph (digraph).")
     dot = parsed[0]

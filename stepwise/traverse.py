@@ -298,9 +298,10 @@ class StepwiseSensitivity:
         chosen = self._neurons(infos[up_index], neurons)
         n_batches = -(-len(data) // batch_size)
         closed_step = plan.get(up_index) if up_index == low_index + 1 else None
-        with analysis_mode(self.model, owner=_OWNER), tqdm(
-            total=n_batches, disable=not self.progress, desc=f"{lower} <- {upper}"
-        ) as bar:
+        with (
+            analysis_mode(self.model, owner=_OWNER),
+            tqdm(total=n_batches, disable=not self.progress, desc=f"{lower} <- {upper}") as bar,
+        ):
             if closed_step is None:
                 return self._step(
                     data, batch_size, infos[low_index], infos[up_index], chosen, keep_omega=keep_omega, bar=bar
@@ -463,9 +464,10 @@ class StepwiseSensitivity:
             first = 0 if journal.complete else start - len(journal.steps)
         plan = {position: step for position, step in plan.items() if position <= first}
         passes = (1 if plan else 0) + sum(1 for position in range(first, 0, -1) if position not in plan)
-        with analysis_mode(self.model, owner=_OWNER), tqdm(
-            total=passes * n_batches, disable=not self.progress, desc="dependency graph"
-        ) as bar:
+        with (
+            analysis_mode(self.model, owner=_OWNER),
+            tqdm(total=passes * n_batches, disable=not self.progress, desc="dependency graph") as bar,
+        ):
             try:
                 if plan:
                     bar.set_postfix_str(f"closed-form statistics of {len(plan)} steps")

@@ -223,7 +223,9 @@ def heavy_tailed(model: nn.Module) -> nn.Module:
             if isinstance(m, (nn.Linear, nn.Conv2d)):
                 w = m.weight.flatten(1)
                 scaled = w * torch.exp(1.5 * torch.randn(w.shape, generator=generator))
-                m.weight.copy_((scaled * w.norm(dim=1, keepdim=True) / scaled.norm(dim=1, keepdim=True)).view_as(m.weight))
+                m.weight.copy_(
+                    (scaled * w.norm(dim=1, keepdim=True) / scaled.norm(dim=1, keepdim=True)).view_as(m.weight)
+                )
     return model
 
 

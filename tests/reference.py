@@ -56,9 +56,7 @@ def naive_relevance(chain: Chain, inputs: Tensor, lower: str, upper: str, neuron
 class _Step(nn.Module):
     def __init__(self, chain: Chain) -> None:
         super().__init__()
-        self.parts = nn.ModuleList(
-            fn if isinstance(fn, nn.Module) else _Lambda(fn) for _, fn in chain
-        )
+        self.parts = nn.ModuleList(fn if isinstance(fn, nn.Module) else _Lambda(fn) for _, fn in chain)
 
     def forward(self, x: Tensor) -> Tensor:
         for part in self.parts:

@@ -25,8 +25,24 @@ def benchmark():
 def test_tiny_configuration(benchmark, tmp_path: Path) -> None:
     out = tmp_path / "ssa.json"
     report = benchmark.main(
-        ["--images", "2", "--size", "32", "--batch-size", "2", "--pairs", "1", "--classes", "10",
-         "--captum-samples", "1", "--repeats", "2", "--out", str(out)]  # fmt: skip
+        [
+            "--images",
+            "2",
+            "--size",
+            "32",
+            "--batch-size",
+            "2",
+            "--pairs",
+            "1",
+            "--classes",
+            "10",
+            "--captum-samples",
+            "1",
+            "--repeats",
+            "2",
+            "--out",
+            str(out),
+        ]  # fmt: skip
     )
     written = json.loads(out.read_text())
     assert written == json.loads(json.dumps(report))

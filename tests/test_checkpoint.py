@@ -192,9 +192,7 @@ def recorded_steps(path: Path) -> int:
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL (POSIX)")
-def test_a_run_killed_mid_traversal_resumes_to_the_identical_graph(
-    tmp_path: Path, work: dict[str, list]
-) -> None:
+def test_a_run_killed_mid_traversal_resumes_to_the_identical_graph(tmp_path: Path, work: dict[str, list]) -> None:
     model, inputs, levels = vgg_case()
     files = {name: tmp_path / f"{name}.pt" for name in ("weights", "inputs")}
     torch.save(model.state_dict(), files["weights"])
@@ -203,7 +201,10 @@ def test_a_run_killed_mid_traversal_resumes_to_the_identical_graph(
     script = tmp_path / "killed_run.py"
     script.write_text(
         KILLED_RUN.format(
-            tests=str(TESTS), weights=str(files["weights"]), inputs=str(files["inputs"]), target=TARGET,
+            tests=str(TESTS),
+            weights=str(files["weights"]),
+            inputs=str(files["inputs"]),
+            target=TARGET,
             checkpoint=str(path),
         )  # fmt: skip
     )

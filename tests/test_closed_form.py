@@ -177,7 +177,9 @@ def test_other_steps_use_autograd(name: str) -> None:
     inputs = torch.randn((5,) + shape, dtype=torch.float64)
     infos = resolve_levels(model, inputs[:2], [lower, upper])
     assert plan_closed_form(model, infos) == {}
-    omega = stepwise.StepwiseSensitivity(model, [lower, upper]).relevance(inputs, upper=upper, lower=lower, neurons=[0, 1])
+    omega = stepwise.StepwiseSensitivity(model, [lower, upper]).relevance(
+        inputs, upper=upper, lower=lower, neurons=[0, 1]
+    )
     expected = naive_relevance(with_softmax(sequential_chain(model)), inputs, lower, upper, [0, 1])
     assert_rows_close(omega, expected, 1e-10)
 
@@ -204,7 +206,9 @@ def test_graph_is_the_same_with_and_without_closed_form() -> None:
     for sign in ("positive", "both"):
         options = dict(sign=sign, fence=0.7)
         fast = stepwise.StepwiseSensitivity(model, levels, **options).dependency_graph(inputs, target=2)
-        slow = stepwise.StepwiseSensitivity(model, levels, **options, closed_form=False).dependency_graph(inputs, target=2)
+        slow = stepwise.StepwiseSensitivity(model, levels, **options, closed_form=False).dependency_graph(
+            inputs, target=2
+        )
         assert len(fast.edges) > 10
         assert set(fast.edges) == set(slow.edges)
         for u, v, data in fast.edges(data=True):

@@ -52,9 +52,7 @@ def random_graphs(n: int, seed: int) -> list[DependencyGraph]:
     for target in range(n):
         edges = []
         for k in rng.choice(12, size=3, replace=False):
-            edges.append(
-                (f"softmax:{target}", f"fc2:{k}", float(rng.integers(1, 11)) / 10, float(rng.normal()))
-            )
+            edges.append((f"softmax:{target}", f"fc2:{k}", float(rng.integers(1, 11)) / 10, float(rng.normal())))
             for j in rng.choice(20, size=2, replace=False):
                 edges.append((f"fc2:{k}", f"fc1:{j}", float(rng.integers(1, 11)) / 10, float(rng.normal())))
         graphs.append(graph(target, edges))
@@ -227,9 +225,7 @@ def test_shared_subgraph_of_two_thirds():
         "graphs": 2,
     }
     assert shared.nodes["fc1:6"]["graphs"] == 2 and shared.nodes["fc2:1"]["graphs"] == 3
-    assert set(shared_subgraph([A, B, C], min_fraction=0.5).nodes) == set(
-        shared.nodes
-    )  # 0.5 of 3: at least 2
+    assert set(shared_subgraph([A, B, C], min_fraction=0.5).nodes) == set(shared.nodes)  # 0.5 of 3: at least 2
     assert len(shared_subgraph([A, B, C], min_fraction=0.1)) == 7  # everything: 3 targets and 4 neurons
 
 

@@ -51,7 +51,9 @@ def test_two_runs_write_byte_identical_json_graphs(name: str, tmp_path: Path) ->
 
 @pytest.mark.filterwarnings("ignore:Step input <- 1:UserWarning")
 @pytest.mark.parametrize("suffix", [".graphml", ".gexf", ".dot"])
-def test_other_formats_are_byte_identical_and_undated(suffix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_other_formats_are_byte_identical_and_undated(
+    suffix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     model, inputs, levels, settings = analysed("vgg, closed form")
     graph = stepwise.StepwiseSensitivity(model, levels, **settings).dependency_graph(inputs, target=0)
     stepwise.write_graph(graph, tmp_path / f"today{suffix}")
@@ -86,8 +88,12 @@ def test_another_process_writes_the_byte_identical_json_graph(tmp_path: Path) ->
     torch.save(inputs, tmp_path / "inputs.pt")
     script = tmp_path / "run.py"
     script.write_text(
-        RUN.format(tests=str(TESTS), weights=str(tmp_path / "weights.pt"), inputs=str(tmp_path / "inputs.pt"),
-                   out=str(tmp_path / "other.json"))  # fmt: skip
+        RUN.format(
+            tests=str(TESTS),
+            weights=str(tmp_path / "weights.pt"),
+            inputs=str(tmp_path / "inputs.pt"),
+            out=str(tmp_path / "other.json"),
+        )  # fmt: skip
     )
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300)

@@ -23,9 +23,7 @@ def make_graph(edges: dict[tuple[str, str], tuple[int, float, float]], *, target
         level, index = key.rsplit(":", 1)
         g.add_node(key, level=level, index=int(index), depth=len(LEVELS) - 1 - LEVELS.index(level))
     for (u, v), (count, frequency, relevance) in edges.items():
-        g.add_edge(
-            u, v, count=count, frequency=frequency, relevance=relevance, sign=1 if relevance >= 0 else -1
-        )
+        g.add_edge(u, v, count=count, frequency=frequency, relevance=relevance, sign=1 if relevance >= 0 else -1)
     return g
 
 
@@ -110,9 +108,7 @@ def test_missing_node_attributes_are_named():
 def test_missing_edge_attributes_are_named():
     g = make_graph(EDGES)
     del g.edges["fc2:1", "fc1:5"]["sign"]
-    with pytest.raises(
-        ValueError, match=r"1 of 6 edges lack the edge attribute\(s\) 'sign'.*\('fc2:1', 'fc1:5'\)"
-    ):
+    with pytest.raises(ValueError, match=r"1 of 6 edges lack the edge attribute\(s\) 'sign'.*\('fc2:1', 'fc1:5'\)"):
         DependencyGraph.from_networkx(g)
 
 
@@ -288,7 +284,12 @@ def test_a_cycle_is_named_the_same_whatever_the_order_of_the_nodes() -> None:
     messages = set()
     for order in (1, -1):
         g = nx.DiGraph(levels=list(LEVELS), target=3, n_inputs=10)
-        nodes = [("softmax:3", "softmax", 3, 0), ("fc2:1", "fc2", 1, 1), ("fc1:5", "fc1", 5, 2), ("input:4", "input", 4, 3)]
+        nodes = [
+            ("softmax:3", "softmax", 3, 0),
+            ("fc2:1", "fc2", 1, 1),
+            ("fc1:5", "fc1", 5, 2),
+            ("input:4", "input", 4, 3),
+        ]
         for key, level, index, depth in nodes[::order]:
             g.add_node(key, level=level, index=index, depth=depth)
         edges = [("softmax:3", "fc2:1"), ("fc2:1", "fc1:5"), ("fc1:5", "input:4"), ("input:4", "fc2:1")]

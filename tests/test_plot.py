@@ -37,9 +37,7 @@ def trained_mlp() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
     centres = torch.randn(N_CLASSES, 10, generator=generator)
     labels = torch.arange(N_CLASSES).repeat_interleave(30)
     inputs = centres[labels] + torch.randn(len(labels), 10, generator=generator)
-    model = nn.Sequential(
-        nn.Linear(10, 64), nn.ReLU(), nn.Linear(64, 48), nn.ReLU(), nn.Linear(48, N_CLASSES)
-    )
+    model = nn.Sequential(nn.Linear(10, 64), nn.ReLU(), nn.Linear(64, 48), nn.ReLU(), nn.Linear(48, N_CLASSES))
     with torch.no_grad():
         for layer in model[::2]:
             layer.weight.copy_(torch.randn(layer.weight.shape, generator=generator) / layer.in_features**0.5)
@@ -98,10 +96,7 @@ def test_outlier_frequency_bars(analysis, tmp_path):
     expected_order = sorted(outliers, key=lambda k: (-counts[k], k))
     assert [t.get_text() for t in ax.get_xticklabels()] == [str(k) for k in expected_order]
     share = len(outliers) / 48
-    assert (
-        ax.get_title()
-        == f"{len(outliers)} unique outliers ({share:.1%} of the 48 neurons of 3) for softmax:0"
-    )
+    assert ax.get_title() == f"{len(outliers)} unique outliers ({share:.1%} of the 48 neurons of 3) for softmax:0"
     assert saved(fig, tmp_path / "bars.png").startswith(PNG)
 
 
@@ -148,9 +143,7 @@ def test_relevance_heatmap_per_row(analysis):
     ax, colorbar = fig.axes
     shown = np.asarray(ax.collections[0].get_array()).reshape(omega.shape)
     largest = np.abs(omega).max(axis=1, keepdims=True)
-    np.testing.assert_allclose(
-        shown, omega / np.where(largest > 0, largest, 1.0)
-    )  # a row of zeros stays zero
+    np.testing.assert_allclose(shown, omega / np.where(largest > 0, largest, 1.0))  # a row of zeros stays zero
     assert colorbar.get_ylabel() == "ω / max |ω| of the row"
     assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b", "c", "d"]
     with pytest.raises(ValueError, match="Found 2 row labels for 4 rows"):
@@ -174,9 +167,7 @@ def test_graph_drawing(analysis, tmp_path):
     for u, v in g.edges:
         assert labels[u][1] > labels[v][1]  # edges run down, the top level on top
     for level in {d["level"] for _, d in g.nodes(data=True)}:
-        assert (
-            len({round(labels[n][1], 9) for n in g if g.nodes[n]["level"] == level}) == 1
-        )  # one row per level
+        assert len({round(labels[n][1], 9) for n in g if g.nodes[n]["level"] == level}) == 1  # one row per level
     arrows = [p for p in ax.patches if isinstance(p, FancyArrowPatch)]
     assert len(arrows) == g.number_of_edges()
     expected_widths = sorted(0.5 + 4.0 * d["frequency"] for _, _, d in g.edges(data=True))
@@ -259,10 +250,5 @@ def test_only_the_plot_module_imports_matplotlib_and_none_imports_torch():
         imports = _runtime_imports(package / f"{name}.py")
         assert "torch" not in imports, name
         assert bool({"matplotlib", "seaborn"} & imports) == (name == "plot"), name
-    code = (
-        "import sys, stepwise; print(sorted({'matplotlib', 'seaborn', 'stepwise.plot'} & set(sys.modules)))"
-    )
-    assert (
-        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-        == "[]\n"
-    )
+    code = "import sys, stepwise; print(sorted({'matplotlib', 'seaborn', 'stepwise.plot'} & set(sys.modules)))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"

@@ -22,9 +22,7 @@ from torch import nn
 import stepwise
 from stepwise import DependencyGraph, read_graph, readwrite, write_graph
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore::DeprecationWarning:pydot"
-)  # pydot's use of old pyparsing names
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:pydot")  # pydot's use of old pyparsing names
 FORMATS = [".graphml", ".gexf", ".json", ".dot"]
 N_CLASSES = 5
 
@@ -35,9 +33,7 @@ def trained_mlp() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
     centres = torch.randn(N_CLASSES, 10, generator=generator)
     labels = torch.arange(N_CLASSES).repeat_interleave(30)
     inputs = centres[labels] + torch.randn(len(labels), 10, generator=generator)
-    model = nn.Sequential(
-        nn.Linear(10, 64), nn.ReLU(), nn.Linear(64, 48), nn.ReLU(), nn.Linear(48, N_CLASSES)
-    )
+    model = nn.Sequential(nn.Linear(10, 64), nn.ReLU(), nn.Linear(64, 48), nn.ReLU(), nn.Linear(48, N_CLASSES))
     with torch.no_grad():
         for layer in model[::2]:
             layer.weight.copy_(torch.randn(layer.weight.shape, generator=generator) / layer.in_features**0.5)
@@ -66,9 +62,7 @@ def graphs() -> dict[str, DependencyGraph]:
     }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the traversal stops and says so
-        found["stopped"] = stepwise.StepwiseSensitivity(model, levels, fence=50.0).dependency_graph(
-            own, target=0
-        )
+        found["stopped"] = stepwise.StepwiseSensitivity(model, levels, fence=50.0).dependency_graph(own, target=0)
     return found
 
 
@@ -85,9 +79,7 @@ def assert_identical(actual: DependencyGraph, expected: DependencyGraph) -> None
     a, b = actual.to_networkx(), expected.to_networkx()
     assert typed(a.graph) == typed(b.graph)
     assert {n: typed(d) for n, d in a.nodes(data=True)} == {n: typed(d) for n, d in b.nodes(data=True)}
-    assert {(u, v): typed(d) for u, v, d in a.edges(data=True)} == {
-        (u, v): typed(d) for u, v, d in b.edges(data=True)
-    }
+    assert {(u, v): typed(d) for u, v, d in a.edges(data=True)} == {(u, v): typed(d) for u, v, d in b.edges(data=True)}
     assert actual == expected
 
 
@@ -182,9 +174,7 @@ def test_names_a_format_reserves_are_refused(graphs, suffix, kind, name, tmp_pat
     g = graphs["both"].to_networkx()
     item = next(iter(g.nodes)) if kind == "node" else next(iter(g.edges))
     (g.nodes if kind == "node" else g.edges)[item][name] = 1
-    with pytest.raises(
-        ValueError, match=rf"has the attribute\(s\) \['{name}'\], which .* uses for its own fields"
-    ):
+    with pytest.raises(ValueError, match=rf"has the attribute\(s\) \['{name}'\], which .* uses for its own fields"):
         write_graph(DependencyGraph(g), tmp_path / f"g{suffix}")
     assert os.listdir(tmp_path) == []
     write_graph(DependencyGraph(g), tmp_path / "g.graphml")  # GraphML keeps any name
@@ -241,9 +231,7 @@ def test_other_readers_open_the_files(graphs, tmp_path):
     assert all(plain.edges[e]["relevance"] == graph.edges[e]["relevance"] for e in graph.edges)
     assert plain.graph["levels"] == readwrite.MARKER + json.dumps(graph.levels)
     gexf = nx.read_gexf(tmp_path / "g.gexf")
-    assert {n: d["depth"] for n, d in gexf.nodes(data=True)} == {
-        n: d["depth"] for n, d in graph.nodes(data=True)
-    }
+    assert {n: d["depth"] for n, d in gexf.nodes(data=True)} == {n: d["depth"] for n, d in graph.nodes(data=True)}
     data = json.loads((tmp_path / "g.json").read_text())
     assert data["graph"]["levels"] == graph.levels and data["directed"] is True
     assert nx.node_link_graph(data, edges="edges").edges == graph.to_networkx().edges

@@ -130,7 +130,10 @@ frame = pd.read_pickle("frame.pkl")
     nodes = list(ast.walk(ast.parse(code)))
     calls = [node for node in nodes if isinstance(node, ast.Call)]
     assert sorted(dotted(c.func) for c in calls if writes_a_file(c, dotted(c.func))) == [
-        "fig.savefig", "open", "table.to_csv", "torch.save"
+        "fig.savefig",
+        "open",
+        "table.to_csv",
+        "torch.save",
     ]
     assert [unpickles(node) for node in nodes if unpickles(node)] == [
         "imports pickle",

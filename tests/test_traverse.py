@@ -141,7 +141,10 @@ def test_logits_top_on_a_trained_model_stops_with_advice(digits_mlp) -> None:
     q1, q3 = np.percentile(row, [25, 75])
     assert not (row > q3 + 1.5 * (q3 - q1)).any()
     ssa = stepwise.StepwiseSensitivity(model, ["input", "1", "2"])
-    with pytest.warns(UserWarning, match=r"Step 1 <- 2: .*What usually helps: the 'softmax' top level .*, sign='both', a smaller fence than 1.5 or more inputs"):
+    with pytest.warns(
+        UserWarning,
+        match=r"Step 1 <- 2: .*What usually helps: the 'softmax' top level .*, sign='both', a smaller fence than 1.5 or more inputs",
+    ):
         graph = ssa.dependency_graph(images, target=4)
     assert list(graph.nodes) == ["2:4"] and not graph.edges
     assert graph.attrs["stopped_at"] == "1 <- 2"
