@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from networks import vgg16_shaped
 
 import perturb
-from stepwise.readwrite import atomic_write
+from stepwise.core.io import atomic_write
 
 T = TypeVar("T")
 DEFAULT_OUTPUT = Path("results/benchmarks/perturb_vgg16.json")

@@ -47,9 +47,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from networks import resnet18_shaped, vgg16_shaped  # noqa: E402
 
 import stepwise  # noqa: E402
-from stepwise.levels import analysis_mode, resolve_levels, step_forward  # noqa: E402
-from stepwise.readwrite import atomic_write  # noqa: E402
-from stepwise.select import outlier_mask  # noqa: E402
+from stepwise.core.hooks import analysis_mode
+from stepwise.core.levels import resolve_levels
+from stepwise.ssa.step import step_forward  # noqa: E402
+from stepwise.core.io import atomic_write  # noqa: E402
+from stepwise.ssa.select import outlier_mask  # noqa: E402
 
 CONFIGS = ("vgg16", "saturated", "resnet")
 VGG_LEVELS = (

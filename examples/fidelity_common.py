@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from stepwise.cli import save_figure, write_file
+from stepwise.core.io import save_figure, write_file
 from stepwise.models import DigitsCNN, DigitsData, digits_cnn
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -42,10 +42,10 @@ from scipy.stats import norm
 from torch import nn
 
 import stepwise
-from stepwise.levels import resolve_levels
+from stepwise.core.levels import resolve_levels
 from stepwise.models import digits_data
 from stepwise.plot import plot_outlier_frequency
-from stepwise.select import outlier_mask
+from stepwise.ssa.select import outlier_mask
 
 SEED = 0
 MIN_DISTINCT = 5  # distinct outliers a neuron needs for its rank-frequency fits

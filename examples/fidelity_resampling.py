@@ -33,7 +33,7 @@ from fidelity_common import LEVELS, float64_model, save_json, save_png
 from scipy.stats import spearmanr
 
 import perturb
-from stepwise.levels import resolve_levels
+from stepwise.core.levels import resolve_levels
 from stepwise.models import digits_data
 
 SEED = 0

@@ -34,9 +34,9 @@ from fidelity_common import LEVELS, LOGITS, confident_inputs, float64_model, sav
 from torch import Tensor
 
 import stepwise
-from stepwise.levels import resolve_levels
+from stepwise.core.levels import resolve_levels
 from stepwise.models import digits_data
-from stepwise.select import outlier_mask
+from stepwise.ssa.select import outlier_mask
 
 RULES = ("gradient", "guided", "grad_x_activation")
 TOPS = {"softmax": LEVELS, "logits": [*LEVELS[:-1], LOGITS]}

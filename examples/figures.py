@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 import stepwise
-from stepwise.cli import save_figure
+from stepwise.core.io import save_figure
 from stepwise.plot import (
     plot_clustermap,
     plot_graph,

@@ -34,7 +34,7 @@ import torch
 from torch import Tensor, nn
 
 import stepwise
-from stepwise.cli import write_file
+from stepwise.core.io import write_file
 from stepwise.models import DigitsCNN, digits_data
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from stepwise.levels import all_finite, check_has_values, model_device_dtype
+from stepwise.core.hooks import all_finite, check_has_values, model_device_dtype
 
 __all__ = ["make_generator", "neuron_list", "noisy_batches", "single_input"]
 

@@ -16,7 +16,8 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.graph import Node
 
-from stepwise.levels import INPUT, OUTPUT, SOFTMAX, WEIGHT_LAYERS, LevelInfo, hooked
+from stepwise.core.levels import INPUT, OUTPUT, SOFTMAX, WEIGHT_LAYERS, LevelInfo
+from stepwise.core.hooks import hooked
 
 __all__ = ["Feeding", "feeding_modules", "neuron_weights"]
 

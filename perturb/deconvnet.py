@@ -17,8 +17,10 @@ import torch
 from captum.attr import NeuronDeconvolution
 from torch import Tensor, nn
 
-from stepwise.levels import INPUT, OUTPUT, SOFTMAX, analysis_mode, capture, resolve_levels
-from stepwise.validation import check_int, check_option
+from stepwise.core.levels import INPUT, OUTPUT, SOFTMAX, resolve_levels
+from stepwise.core.hooks import analysis_mode
+from stepwise.core.capture import capture
+from stepwise.core.validation import check_int, check_option
 
 from ._inputs import neuron_list, single_input
 from .ranking import METRICS, NeuronRanking

@@ -28,18 +28,10 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from stepwise.levels import (
-    INPUT,
-    OUTPUT,
-    SOFTMAX,
-    LevelInfo,
-    all_finite,
-    analysis_mode,
-    capture,
-    check_has_values,
-    resolve_levels,
-)
-from stepwise.validation import check_bool, check_float, check_int, check_option, unknown_name_message
+from stepwise.core.levels import INPUT, OUTPUT, SOFTMAX, LevelInfo, resolve_levels
+from stepwise.core.hooks import all_finite, analysis_mode, check_has_values
+from stepwise.core.capture import capture
+from stepwise.core.validation import check_bool, check_float, check_int, check_option, unknown_name_message
 
 from ._inputs import make_generator, noisy_batches, single_input
 from ._weights import Feeding, feeding_modules, neuron_weights

@@ -7,7 +7,7 @@ from collections.abc import Hashable, Iterable, Sequence
 import numpy as np
 from torch import Tensor
 
-from stepwise.validation import check_int, check_option
+from stepwise.core.validation import check_int, check_option
 
 from .ranking import METRICS, NeuronRanking
 

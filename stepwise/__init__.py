@@ -1,40 +1,35 @@
 """stepwise: explain trained PyTorch networks from the inside.
 
-Step-wise sensitivity analysis (SSA): single back-propagation steps between adjacent analysed levels, positive
-Tukey outliers as the relevant neurons, frequency ranking across inputs, and a branching traversal from a class
-neuron down to the first level, returned as a :class:`DependencyGraph`.
+Five methods share one core (``docs/design.md``): step-wise sensitivity analysis (:mod:`stepwise.ssa`: single
+back-propagation steps between adjacent analysed levels, Tukey outliers, frequency ranking and a branching
+traversal from a class neuron down, returned as a :class:`DependencyGraph`), perturbation neuron rankings
+(the package :mod:`perturb`), and the graphs, their collections and files (:mod:`stepwise.graphs`).
+
+Every public name below is imported on first use, so ``import stepwise`` is fast and ``stepwise --help``
+answers at once.
 """
 
+from ._lazy import lazy_exports
 from ._version import __version__
-from .cluster import (
-    ClusterResult,
-    bag_of_nodes,
-    cluster_graphs,
-    cosine_ward_linkage,
-    interconnectedness,
-    jaccard_matrix,
-    node_occurrence,
-    shared_subgraph,
-)
-from .graph import DependencyGraph
-from .levels import default_levels, list_levels
-from .readwrite import read_graph, write_graph
-from .traverse import StepwiseSensitivity
 
-__all__ = [
-    "__version__",
-    "DependencyGraph",
-    "StepwiseSensitivity",
-    "default_levels",
-    "list_levels",
-    "read_graph",
-    "write_graph",
-    "ClusterResult",
-    "bag_of_nodes",
-    "cluster_graphs",
-    "cosine_ward_linkage",
-    "interconnectedness",
-    "jaccard_matrix",
-    "node_occurrence",
-    "shared_subgraph",
-]
+_EXPORTS = {
+    "DependencyGraph": "stepwise.graphs.dependency",
+    "StepwiseSensitivity": "stepwise.ssa.traverse",
+    "default_levels": "stepwise.core.levels",
+    "list_levels": "stepwise.core.levels",
+    "read_graph": "stepwise.graphs.readwrite",
+    "write_graph": "stepwise.graphs.readwrite",
+    "ClusterResult": "stepwise.graphs.collections",
+    "bag_of_nodes": "stepwise.graphs.collections",
+    "cluster_graphs": "stepwise.graphs.collections",
+    "cosine_ward_linkage": "stepwise.graphs.collections",
+    "interconnectedness": "stepwise.graphs.collections",
+    "jaccard_matrix": "stepwise.graphs.collections",
+    "node_occurrence": "stepwise.graphs.collections",
+    "shared_subgraph": "stepwise.graphs.collections",
+    "plot": "",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -9,7 +9,7 @@ import torch
 from captum.attr import NeuronGuidedBackprop
 from torch import Tensor, nn
 
-from conftest import Chain
+from tests.helpers import Chain
 
 
 def _positions(chain: Chain, name: str) -> int:

@@ -1,0 +1,399 @@
+"""Levels: which activations are analysed, found and checked in one probing forward pass.
+
+A *level* is a named activation (``docs/design.md``): the output of a module, named as in
+``model.named_modules()``, or one of the special names ``"input"`` (the model input, always the bottom),
+``"softmax"`` (the softmax of the model output over its channel dimension) and ``"output"`` (the model output
+itself), both only on top.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from .hooks import (
+    all_finite,
+    analysis_mode,
+    check_has_values,
+    check_model_has_values,
+    hooked,
+    model_device_dtype,
+    run_model,
+)
+from .validation import unknown_name_message
+
+__all__ = [
+    "ACTIVATIONS",
+    "INPUT",
+    "OUTPUT",
+    "SOFTMAX",
+    "WEIGHT_LAYERS",
+    "LevelInfo",
+    "default_levels",
+    "list_levels",
+    "resolve_levels",
+]
+
+INPUT = "input"
+SOFTMAX = "softmax"
+OUTPUT = "output"
+
+#: Modules taken as "the elementwise activation that directly follows" a Conv/Linear layer.
+ACTIVATIONS: tuple[type[nn.Module], ...] = (
+    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish,
+    nn.Tanh, nn.Sigmoid, nn.Softplus, nn.Softsign, nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid, nn.Tanhshrink,
+    nn.LogSigmoid,
+)  # fmt: skip
+WEIGHT_LAYERS: tuple[type[nn.Module], ...] = (
+    nn.Linear, nn.Bilinear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
+    nn.ConvTranspose3d,
+)  # fmt: skip
+_PROBABILITY_MODULES = (nn.Softmax, nn.LogSoftmax)
+
+
+@dataclass(frozen=True)
+class LevelInfo:
+    """What one level is: its name, the module producing it (``None`` for special levels), its shape.
+
+    Attributes
+    ----------
+    name : str
+        The level name.
+    module : torch.nn.Module or None
+        The module whose output the level is; ``None`` for ``input``, ``softmax`` and ``output``.
+    shape : tuple of int
+        The shape of the level's activation for one input, without the batch dimension.
+    channel_dim : int
+        The dimension of ``shape`` (counting the batch dimension as 0) that indexes neurons.
+    rewritten : bool
+        Whether a later operation of the forward pass changes the activation in place (an in-place ReLU after a
+        convolution level, say), so that :func:`capture` must copy it when the level's module returns.
+    """
+
+    name: str
+    module: nn.Module | None
+    shape: tuple[int, ...]
+    channel_dim: int
+    rewritten: bool = True
+
+    @property
+    def n_neurons(self) -> int:
+        """Number of neurons (channels or units) of the level."""
+        return self.shape[self.channel_dim - 1]
+
+
+@dataclass
+class _Call:
+    name: str
+    module: nn.Module
+    args: tuple
+    output: object
+    version: int  # the output's version counter when the call returned: in-place ops later bump it
+
+
+@dataclass
+class _Trace:
+    calls: list[_Call]  # in order of completion
+    output: object  # the model output
+    counts: dict[str, int]
+
+
+def _trace(model: nn.Module, example: Tensor) -> _Trace:
+    names = {m: n for n, m in model.named_modules() if n}
+    calls: list[_Call] = []
+    counts = dict.fromkeys(names.values(), 0)
+
+    def record(module: nn.Module, args: tuple, output: object) -> None:
+        name = names[module]
+        counts[name] += 1
+        version = output._version if isinstance(output, Tensor) else -1
+        calls.append(_Call(name, module, args, output, version))
+
+    with analysis_mode(model, warn=False), torch.no_grad():
+        with hooked(forward=[(m, record) for m in names]):
+            output = run_model(model, example)
+    return _Trace(calls, output, counts)
+
+
+def _is_classifier_output(output: object) -> bool:
+    return isinstance(output, Tensor) and output.dim() == 2 and output.shape[1] >= 2 and output.is_floating_point()
+
+
+def _candidate_calls(trace: _Trace) -> list[_Call]:
+    """Module calls usable as levels: called once, tensor output; a container returning the previous candidate's
+    output unchanged (the same tensor, not changed in place since) is dropped."""
+    seen: list[_Call] = []
+    for call in trace.calls:
+        if trace.counts[call.name] != 1 or not isinstance(call.output, Tensor) or call.output.dim() < 2:
+            continue
+        repeats = bool(seen) and seen[-1].output is call.output and seen[-1].version == call.version
+        if repeats and any(True for _ in call.module.children()):
+            continue
+        seen.append(call)
+    return seen
+
+
+def _as_example(model: nn.Module, example_input: Tensor) -> Tensor:
+    """Check the model and the example batch before the forward pass that probes the levels."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}.")
+    if not isinstance(example_input, Tensor):
+        raise TypeError(
+            f"example_input must be a torch.Tensor batch (N, ...); got {type(example_input).__name__}. "
+            "Pass a few inputs stacked along a first batch dimension."
+        )
+    if example_input.dim() == 0 or example_input.shape[0] == 0:
+        raise ValueError("example_input is empty: pass at least one input (batch dimension first).")
+    check_model_has_values(model)
+    check_has_values(example_input, "example_input")
+    device, dtype = model_device_dtype(model)
+    if dtype is not None and example_input.device != device:
+        raise ValueError(
+            f"example_input is on {example_input.device} but the model is on {device}: move one of them, for "
+            f"example example_input.to('{device}') or model.to('{example_input.device}')."
+        )
+    return example_input
+
+
+def list_levels(model: nn.Module, example_input: Tensor) -> list[str]:
+    """List the names that can serve as levels of ``model``, in forward order.
+
+    One forward pass of ``example_input`` (under ``torch.no_grad``, in eval mode) finds every module that runs
+    exactly once and returns a tensor with a batch and a channel dimension. Modules that run several times per
+    forward pass (a shared ``nn.ReLU``) cannot be levels and are left out.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network.
+    example_input : Tensor of shape (N, ...)
+        A batch the model accepts.
+
+    Returns
+    -------
+    list of str
+        ``"input"``, the module names in the order their outputs are produced, then ``"softmax"`` when the model
+        outputs class scores of shape (N, C) with C >= 2, else ``"output"`` when the output is a tensor.
+
+    Examples
+    --------
+    >>> import torch, stepwise
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    >>> stepwise.list_levels(net, torch.randn(2, 4))
+    ['input', '0', '1', '2', 'softmax']
+    """
+    example = _as_example(model, example_input)
+    trace = _trace(model, example)
+    names = [INPUT] + [call.name for call in _candidate_calls(trace)]
+    if _is_classifier_output(trace.output):
+        names.append(SOFTMAX)
+    elif isinstance(trace.output, Tensor):
+        names.append(OUTPUT)
+    return names
+
+
+def default_levels(model: nn.Module, example_input: Tensor) -> list[str]:
+    """Propose levels as DESIGN.md defines them, bottom to top.
+
+    Every Conv/Linear layer's output, taken after the elementwise activation module that directly follows it
+    (when that module runs once); on top ``"softmax"`` when the model outputs class scores (N, C), C >= 2 (the
+    layer producing those scores is then replaced by ``softmax``), else the model output itself. Pooling,
+    flatten, dropout and normalisation are never levels; ``"input"`` is not included.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network.
+    example_input : Tensor of shape (N, ...)
+        A batch the model accepts.
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> import torch, stepwise
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    >>> stepwise.default_levels(net, torch.randn(2, 4))
+    ['1', 'softmax']
+    """
+    return _default_levels(_trace(model, _as_example(model, example_input)))
+
+
+def _default_levels(trace: _Trace) -> list[str]:
+    leaf_calls = [c for c in trace.calls if not any(True for _ in c.module.children())]
+    levels: list[tuple[str, object]] = []
+    for position, call in enumerate(leaf_calls):
+        if not isinstance(call.module, WEIGHT_LAYERS) or trace.counts[call.name] != 1:
+            continue
+        chosen = call
+        if position + 1 < len(leaf_calls):
+            nxt = leaf_calls[position + 1]
+            if (
+                isinstance(nxt.module, ACTIVATIONS + _PROBABILITY_MODULES)
+                and trace.counts[nxt.name] == 1
+                and nxt.args
+                and nxt.args[0] is call.output
+            ):
+                chosen = nxt
+        levels.append((chosen.name, chosen.output))
+    output = trace.output
+    if _is_classifier_output(output):
+        last = leaf_calls[-1] if leaf_calls else None
+        if last is not None and isinstance(last.module, _PROBABILITY_MODULES) and last.output is output:
+            if trace.counts[last.name] == 1 and not (levels and levels[-1][0] == last.name):
+                levels.append((last.name, output))
+        else:
+            if levels and levels[-1][1] is output:
+                levels.pop()
+            levels.append((SOFTMAX, None))
+    elif isinstance(output, Tensor) and not (levels and levels[-1][1] is output):
+        levels.append((OUTPUT, None))
+    return [name for name, _ in levels]
+
+
+def resolve_levels(
+    model: nn.Module, example_input: Tensor, levels: Sequence[str] | None, *, channel_dim: int = 1
+) -> list[LevelInfo]:
+    """Check a list of level names against one forward pass and describe each level.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    example_input : Tensor of shape (N, ...)
+    levels : sequence of str or None
+        Level names bottom to top; ``None`` means :func:`default_levels`.
+    channel_dim : int, default=1
+        The dimension that indexes neurons in levels with more than two dimensions.
+
+    Returns
+    -------
+    list of LevelInfo
+        One entry per level, bottom to top.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name (close matches are suggested), a repeated name, names out of forward order, a level
+        that never runs or runs several times per forward pass, a level whose output is not a tensor with a
+        batch and a channel dimension, fewer than two levels, or non-finite activations; ``levels=None`` for a
+        model that returns no tensor; a model or an example on the meta device, or on different devices.
+    TypeError
+        If ``model`` is not a module, ``example_input`` not a tensor, or ``levels`` not a sequence of strings.
+    """
+    example = _as_example(model, example_input)
+    trace = _trace(model, example)
+    model_name = type(model).__name__
+    if levels is None:
+        if not isinstance(trace.output, Tensor):
+            raise ValueError(
+                f"{model_name} returns a {type(trace.output).__name__}, not a tensor, so the default levels have no "
+                "top. Wrap the model so that it returns one tensor (the class scores), or name the levels, bottom "
+                "to top, with the module whose output you want on top last (see stepwise.list_levels(model, "
+                "example_input))."
+            )
+        levels = _default_levels(trace)
+    if isinstance(levels, str) or not isinstance(levels, Sequence):
+        raise TypeError(
+            f"levels must be a list of level names, bottom to top; got {type(levels).__name__}. "
+            "See stepwise.list_levels(model, example_input)."
+        )
+    levels = list(levels)
+    if not all(isinstance(name, str) for name in levels):
+        raise TypeError(
+            f"levels must be a list of str; got {levels!r}. Name each level as in model.named_modules() (see "
+            "stepwise.list_levels(model, example_input))."
+        )
+    if len(levels) < 2:
+        raise ValueError(
+            f"At least two levels are needed for one step; got {levels!r}. "
+            "See stepwise.list_levels(model, example_input) for the candidates."
+        )
+    repeated = sorted({name for name in levels if levels.count(name) > 1})
+    if repeated:
+        raise ValueError(f"Level(s) {repeated} appear more than once in levels: name each level once.")
+    modules = {n: m for n, m in model.named_modules() if n}
+    for position, name in enumerate(levels):
+        if name == INPUT and position != 0:
+            raise ValueError(f"'input' can only be the first (bottom) level; it is at position {position}.")
+        if name in (SOFTMAX, OUTPUT) and position != len(levels) - 1:
+            raise ValueError(f"{name!r} can only be the last (top) level; it is at position {position}.")
+        if name not in (INPUT, SOFTMAX, OUTPUT) and name not in modules:
+            raise ValueError(
+                unknown_name_message(
+                    "module",
+                    name,
+                    model_name,
+                    list(modules) + [INPUT, SOFTMAX, OUTPUT],
+                    "See stepwise.list_levels(model, example_input).",
+                )
+            )
+
+    order = {call.name: i for i, call in enumerate(trace.calls) if trace.counts[call.name] == 1}
+    infos: list[LevelInfo] = []
+    for name in levels:
+        if name == INPUT:
+            tensor: object = example
+        elif name in (SOFTMAX, OUTPUT):
+            tensor = trace.output
+            if not isinstance(tensor, Tensor):
+                raise ValueError(
+                    f"The model output is a {type(tensor).__name__}, not a tensor, so {name!r} cannot be a level. "
+                    "Wrap the model so that it returns one tensor, or name the module whose output you want on top "
+                    "instead (see stepwise.list_levels)."
+                )
+            if name == SOFTMAX and (tensor.dim() < 2 or tensor.shape[1] < 2):
+                raise ValueError(
+                    f"'softmax' needs class scores of shape (N, C) with C >= 2; the model output has shape "
+                    f"{tuple(tensor.shape)}. Use 'output' (the raw model output) as the top level."
+                )
+        else:
+            count = trace.counts[name]
+            if count == 0:
+                raise ValueError(
+                    f"Level {name!r} never runs in a forward pass of {model_name}: choose a module that runs "
+                    "(see stepwise.list_levels(model, example_input))."
+                )
+            if count > 1:
+                raise ValueError(
+                    f"Level {name!r} runs {count} times per forward pass of {model_name} (a module reused, such "
+                    "as a shared nn.ReLU), so its output is ambiguous. Use a separate module instance for each "
+                    "use, or take the enclosing block's output as the level."
+                )
+            call = next(call for call in trace.calls if call.name == name)
+            tensor = call.output
+            if not isinstance(tensor, Tensor):
+                raise ValueError(
+                    f"Level {name!r} returns a {type(tensor).__name__}, not a tensor. Choose a module that "
+                    "returns a tensor (see stepwise.list_levels(model, example_input))."
+                )
+        if tensor.dim() < 2:
+            raise ValueError(
+                f"Level {name!r} has shape {tuple(tensor.shape)}: a level needs a batch and a channel dimension."
+            )
+        if not all_finite(tensor):
+            raise ValueError(
+                f"Level {name!r} holds NaN or Inf values for the given inputs: check the inputs and the model "
+                "weights for non-finite values."
+            )
+        dim = channel_dim if tensor.dim() > 2 else 1
+        if not 1 <= dim < tensor.dim():
+            raise ValueError(
+                f"channel_dim={channel_dim} does not fit level {name!r} of shape {tuple(tensor.shape)}: "
+                "pass a dimension between 1 and the number of dimensions minus one."
+            )
+        rewritten = name == INPUT or (name not in (SOFTMAX, OUTPUT) and call.output._version != call.version)
+        infos.append(LevelInfo(name, modules.get(name), tuple(tensor.shape[1:]), dim, rewritten))
+
+    module_levels = [name for name in levels if name in order]
+    if module_levels != sorted(module_levels, key=order.__getitem__):
+        forward = sorted(module_levels, key=order.__getitem__)
+        raise ValueError(
+            f"Levels are not in forward order (bottom to top): got {module_levels}, the model computes them in "
+            f"the order {forward}. List levels bottom to top."
+        )
+    return infos
