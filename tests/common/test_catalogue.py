@@ -860,7 +860,8 @@ COMMANDS = {
         ("analyse", "--model", "torch.nn:Linear", "--data", "{data}"), "must build the model without arguments"
     ),
     "analyse --model that returns a tuple": BadCommand(
-        ("analyse", "--model", "tests.common.test_catalogue:digits_pair", "--data", "{data}"), "Use the Python API for other"
+        ("analyse", "--model", "tests.common.test_catalogue:digits_pair", "--data", "{data}"),
+        "Use the Python API for other",
     ),
     "analyse --model a state dict file": BadCommand(
         ("analyse", "--model", "{weights}", "--data", "{data}"), "save model.state_dict() and pass it with --weights"
