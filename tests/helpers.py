@@ -96,6 +96,85 @@ class BasicBlock(nn.Module):
         return self.relu(out)
 
 
+class Bottleneck(nn.Module):
+    """torchvision's Bottleneck: 1x1, 3x3 (with the stride), 1x1 expanding by 4, one ReLU used three times."""
+
+    expansion = 4
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1) -> None:
+        super().__init__()
+        width = planes * self.expansion
+        self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, width, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = None
+        if stride != 1 or inplanes != width:
+            self.downsample = nn.Sequential(nn.Conv2d(inplanes, width, 1, stride, bias=False), nn.BatchNorm2d(width))
+
+    def forward(self, x: Tensor) -> Tensor:
+        identity = x
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        if self.downsample is not None:
+            identity = self.downsample(x)
+        out += identity
+        return self.relu(out)
+
+
+class TorchvisionResNet(nn.Module):
+    """torchvision's ResNet layout and names (conv1, bn1, relu, maxpool, layer1-4, avgpool, fc) with a narrower
+    base width; ``TorchvisionResNet(BasicBlock, [2, 2, 2, 2])`` is ResNet-18. Input (N, 3, H, W), H, W >= 32."""
+
+    def __init__(
+        self, block: type[nn.Module], layers: Sequence[int], *, width: int = 16, num_classes: int = 10
+    ) -> None:
+        super().__init__()
+        expansion = getattr(block, "expansion", 1)
+        self.conv1 = nn.Conv2d(3, width, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        inplanes = width
+        for stage, blocks in enumerate(layers):
+            planes = width * 2**stage
+            modules = []
+            for i in range(blocks):
+                modules.append(block(inplanes, planes, 2 if stage > 0 and i == 0 else 1))
+                inplanes = planes * expansion
+            setattr(self, f"layer{stage + 1}", nn.Sequential(*modules))
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(inplanes, num_classes)
+        generator = torch.Generator().manual_seed(2)
+        for m in self.modules():  # non-trivial running statistics, as in a trained network
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.copy_(0.1 * torch.randn(m.num_features, generator=generator))
+                m.running_var.copy_(0.5 + torch.rand(m.num_features, generator=generator))
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        for stage in range(1, 5):
+            layer = getattr(self, f"layer{stage}", None)
+            if layer is not None:
+                x = layer(x)
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+class Residual(nn.Module):
+    """A skip added in ``forward`` code, with no block type to recognise: ``x + f(x)``."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.f = nn.Sequential(nn.Linear(width, width), nn.Tanh(), nn.Linear(width, width))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.f(x)
+
+
 class ResNetStyle(nn.Module):
     """A small ResNet: stem, two stages of two BasicBlocks, average pool, fc; input (N, 3, 16, 16)."""
 

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tests.helpers import PermuteMLP, ResNetStyle, VGGStyle, sequential_cnn
+from tests.helpers import (
+    BasicBlock,
+    Bottleneck,
+    PermuteMLP,
+    Residual,
+    ResNetStyle,
+    TorchvisionResNet,
+    VGGStyle,
+    sequential_cnn,
+)
 from torch import Tensor, nn
 
 import stepwise
@@ -32,12 +41,38 @@ def test_default_levels_vgg_follow_design() -> None:
     assert levels == ["features.1", "features.3", "features.6", "classifier.1", "classifier.4", "softmax"]
 
 
-def test_default_levels_without_activation_module_take_the_layer_output() -> None:
-    # ResNet: conv -> BatchNorm -> shared ReLU, so each conv's own output is the level (DESIGN.md).
+def test_default_levels_of_a_resnet_are_the_stem_activation_and_the_block_outputs() -> None:
+    # conv -> BatchNorm -> ReLU: the ReLU; inside residual blocks nothing, the blocks' outputs instead.
     levels = stepwise.default_levels(ResNetStyle(), torch.randn(2, 3, 16, 16))
-    assert levels[:3] == ["conv1", "layer1.0.conv1", "layer1.0.conv2"]
-    assert "layer2.0.downsample.0" in levels and "fc" not in levels and levels[-1] == "softmax"
+    assert levels == ["relu", "layer1.0", "layer1.1", "layer2.0", "layer2.1", "softmax"]
     assert stepwise.default_levels(PermuteMLP(), torch.randn(2, 12)) == ["act1", "act2", "softmax"]
+
+
+def test_default_levels_never_take_a_module_on_a_skip_branch() -> None:
+    blocks = [f"layer{stage}.{i}" for stage in range(1, 5) for i in range(2)]
+    resnet18 = TorchvisionResNet(BasicBlock, [2, 2, 2, 2])
+    assert stepwise.default_levels(resnet18, torch.randn(2, 3, 32, 32)) == ["relu", *blocks, "softmax"]
+    bottleneck = TorchvisionResNet(Bottleneck, [2, 1, 1, 1], width=8)
+    assert stepwise.default_levels(bottleneck, torch.randn(2, 3, 32, 32)) == [
+        "relu", "layer1.0", "layer1.1", "layer2.0", "layer3.0", "layer4.0", "softmax"
+    ]  # fmt: skip
+
+
+def test_a_skip_added_in_forward_code_makes_a_block() -> None:
+    model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), Residual(8), Residual(8), nn.Linear(8, 3)).eval()
+    assert stepwise.default_levels(model, torch.randn(2, 6)) == ["1", "2", "3", "softmax"]
+    plain = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Sequential(nn.Linear(8, 8), nn.Tanh()), nn.Linear(8, 3))
+    assert stepwise.default_levels(plain, torch.randn(2, 6)) == ["1", "2.1", "softmax"]  # one path: no block
+
+
+def test_a_step_between_parallel_branches_is_refused_naming_the_block() -> None:
+    model = TorchvisionResNet(BasicBlock, [2, 2, 2, 2]).eval()
+    x = torch.randn(2, 3, 32, 32)
+    levels = ["layer3.1", "layer4.0.conv2", "layer4.0.downsample.0", "softmax"]
+    assert [info.name for info in resolve_levels(model, x, levels)] == levels  # fine for capturing
+    with pytest.raises(ValueError, match=r"'layer4.0.downsample.0' does not depend on .*'layer4.0.conv2'.*'layer4.0'"):
+        resolve_levels(model, x, levels, steps=True)
+    resolve_levels(model, x, ["relu", "layer2.0", "layer4.1", "softmax"], steps=True)  # along one path: fine
 
 
 def test_default_levels_of_a_non_classifier_end_in_its_output() -> None:
