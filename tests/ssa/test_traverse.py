@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
+
 import networkx as nx
 import numpy as np
 import pytest
 import torch
-from tests.helpers import build_case
+from tests.helpers import BasicBlock, Bottleneck, TorchvisionResNet, build_case
 from tests.reference import naive_relevance, numpy_counts, python_children
 from sklearn.datasets import load_digits
 from torch import nn
@@ -143,7 +145,8 @@ def test_logits_top_on_a_trained_model_stops_with_advice(digits_mlp) -> None:
     ssa = stepwise.StepwiseSensitivity(model, ["input", "1", "2"])
     with pytest.warns(
         UserWarning,
-        match=r"Step 1 <- 2: .*What usually helps: the 'softmax' top level .*, sign='both', a smaller fence than 1.5 or more inputs",
+        match=r"Step 1 <- 2: .*What usually helps, most first: the 'softmax' top level .*, then a smaller fence than "
+        r"1.5 \(for example 0.75\), then more inputs, then sign='both'\.",
     ):
         graph = ssa.dependency_graph(images, target=4)
     assert list(graph.nodes) == ["2:4"] and not graph.edges
@@ -160,3 +163,36 @@ def test_progress_bar_writes_to_stderr(capsys) -> None:
     model, _, inputs, levels = build_case("mlp", torch.float32)
     stepwise.StepwiseSensitivity(model, levels, progress=True).dependency_graph(inputs, target=0)
     assert "dependency graph" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("block", "layers", "width"),
+    [(BasicBlock, [2, 2, 2, 2], 16), (Bottleneck, [2, 1, 1, 1], 8)],
+    ids=["resnet18", "bottleneck"],
+)
+def test_default_levels_of_residual_networks_traverse_to_the_bottom(block: type, layers: list, width: int) -> None:
+    inputs = torch.randn(12, 3, 32, 32, generator=torch.Generator().manual_seed(3)).double()
+    model = TorchvisionResNet(block, layers, width=width).double().eval()  # weights from the seeded generator
+    ssa = stepwise.StepwiseSensitivity(model, fence=0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no traversal stop
+        graph = ssa.dependency_graph(inputs, target=0)
+    assert graph.levels == stepwise.default_levels(model, inputs[:2])
+    assert "stopped_at" not in graph.attrs
+    assert {level for _, level in graph.nodes(data="level")} == set(graph.levels)  # every level reached
+
+
+def test_advice_deep_in_the_network_leaves_out_the_softmax_top() -> None:
+    """A stop below the top step, under a softmax top: the softmax hint would be wrong twice over."""
+    model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 3)).double().eval()
+    with torch.no_grad():
+        model[2].weight.fill_(0.25)  # every lower neuron alike: no Tukey outlier at the step 1 <- 3
+        model[2].bias.fill_(0.1)
+        model[4].weight.zero_()
+        model[4].weight[0, 2] = 4.0  # neuron 2 of '3' stands out for class 0: the top step finds it
+    inputs = torch.rand(10, 6, dtype=torch.float64) + 0.5
+    ssa = stepwise.StepwiseSensitivity(model, ["1", "3", "softmax"], fence=1.5)
+    with pytest.warns(UserWarning, match=r"Step 1 <- 3: .*most first: a smaller fence") as caught:
+        graph = ssa.dependency_graph(inputs, target=0)
+    assert "softmax' top level" not in str(caught[0].message)
+    assert graph.attrs["stopped_at"] == "1 <- 3" and set(graph.nodes) == {"softmax:0", "3:2"}
