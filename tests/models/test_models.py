@@ -86,18 +86,6 @@ def test_default_levels_are_the_relus_and_softmax(model, data) -> None:
     assert len(relus) == len({id(m) for m in relus}) == 4  # distinct modules, none shared
 
 
-def test_import_stepwise_stays_light() -> None:
-    code = (
-        "import sys, stepwise; "
-        "print(sorted(m for m in ('matplotlib', 'stepwise.cli', 'stepwise.models', 'sklearn') if m in sys.modules))"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "[]"
-    code = "import sys, stepwise.models; print('matplotlib' in sys.modules, 'sklearn' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "False False"
-
-
 def test_the_readme_quick_start_runs_on_the_shipped_model(tmp_path: Path) -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     section = readme[readme.index("## Quick start") :]
