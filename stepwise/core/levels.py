@@ -201,7 +201,7 @@ def _as_example(model: nn.Module, example_input: Tensor) -> Tensor:
 def list_levels(model: nn.Module, example_input: Tensor) -> list[str]:
     """List the names that can serve as levels of ``model``, in forward order.
 
-    One forward pass of ``example_input`` (under ``torch.no_grad``, in eval mode) finds every module that runs
+    One forward pass of ``example_input`` (in eval mode, parameters frozen) finds every module that runs
     exactly once and returns a tensor with a batch and a channel dimension. Modules that run several times per
     forward pass (a shared ``nn.ReLU``) cannot be levels and are left out.
 
