@@ -1,108 +1,22 @@
-"""Checks and conversions shared by the public functions of ``perturb``: one input, seeds, neuron lists."""
+"""What :func:`perturb.rank_neurons` runs through the model: the resamples, drawn or given, and the levels.
+
+One input and seeds are checked by :mod:`stepwise.core.inputs`, neuron indices by
+:func:`stepwise.core.validation.check_neurons`.
+"""
 
 from __future__ import annotations
 
-import numbers
-from collections.abc import Iterable, Iterator
+import dataclasses
+from collections.abc import Iterator, Sequence
+from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
-from stepwise.core.hooks import all_finite, check_has_values, model_device_dtype
+from stepwise.core.hooks import all_finite, check_has_values
+from stepwise.core.levels import INPUT, OUTPUT, SOFTMAX, LevelInfo, resolve_levels
 
-__all__ = ["make_generator", "neuron_list", "noisy_batches", "single_input"]
-
-_SHAPES = "(C, H, W) or (1, C, H, W), or (D,) or (1, D) for a vector input"
-
-
-def single_input(image: object, owner: str, model: nn.Module | None = None) -> Tensor:
-    """Check that ``image`` is one input and return it as a batch of one on the model's device.
-
-    Parameters
-    ----------
-    image : Tensor of shape (C, H, W), (1, C, H, W), (D,) or (1, D)
-    owner : str
-        The public function to name in error messages.
-    model : torch.nn.Module, optional
-        The model the input is for: its dtype must match and the copy goes to its device. Without a model the
-        copy stays on the image's device.
-
-    Returns
-    -------
-    Tensor of shape (1, ...)
-        A detached copy.
-
-    Raises
-    ------
-    TypeError
-        If ``image`` is not a floating-point tensor in the model's dtype.
-    ValueError
-        If ``image`` is a batch of several inputs, has another number of dimensions, is empty, holds NaN or
-        Inf values or is on the meta device.
-    """
-    if not isinstance(image, Tensor):
-        raise TypeError(
-            f"The 'image' parameter of {owner} must be a torch.Tensor shaped {_SHAPES}. "
-            f"Got {type(image).__name__} instead. Convert arrays with torch.as_tensor."
-        )
-    check_has_values(image, "'image'")
-    shape = tuple(image.shape)
-    if image.dim() in (2, 4) and shape[0] != 1:
-        raise ValueError(
-            f"{owner} explains one input, but 'image' has shape {shape}: a batch of {shape[0]} inputs. "
-            f"Pass one input shaped {_SHAPES}, for example image[0]."
-        )
-    if image.dim() not in (1, 2, 3, 4):
-        raise ValueError(f"'image' must be one input shaped {_SHAPES}; got shape {shape}.")
-    if image.numel() == 0:
-        raise ValueError(f"'image' is empty (shape {shape}): pass one input shaped {_SHAPES}.")
-    if not image.is_floating_point():
-        raise TypeError(
-            f"'image' must be a floating-point tensor; got dtype {image.dtype}. Convert it, e.g. image.float()."
-        )
-    device, dtype = model_device_dtype(model) if model is not None else (image.device, None)
-    if dtype is not None and image.dtype != dtype:
-        raise TypeError(
-            f"'image' is {image.dtype} but the model computes in {dtype}: convert one of them, for example "
-            f"image.to({dtype}) or model.to({image.dtype})."
-        )
-    if not all_finite(image):
-        raise ValueError("'image' holds NaN or Inf values: remove or replace them before the analysis.")
-    batch = image if image.dim() in (2, 4) else image.unsqueeze(0)
-    return batch.detach().to(device).clone()
-
-
-def make_generator(seed: object, owner: str) -> torch.Generator:
-    """A generator seeded from ``seed``; global random state is never touched.
-
-    Parameters
-    ----------
-    seed : int, torch.Generator, numpy.random.Generator or None
-        An int seeds a new CPU generator; a ``torch.Generator`` is used as it is (and advances); a numpy
-        generator draws the seed of a new one; ``None`` seeds a new one from the operating system.
-    owner : str
-        The public function to name in error messages.
-
-    Returns
-    -------
-    torch.Generator
-    """
-    if isinstance(seed, torch.Generator):
-        return seed
-    generator = torch.Generator()
-    if seed is None:
-        generator.seed()
-    elif isinstance(seed, np.random.Generator):
-        generator.manual_seed(int(seed.integers(0, 2**63 - 1)))
-    elif isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and seed >= 0:
-        generator.manual_seed(int(seed))
-    else:
-        raise TypeError(
-            f"The 'seed' parameter of {owner} must be an int in the range [0, inf), a torch.Generator, a "
-            f"numpy.random.Generator or None. Got {seed!r} instead."
-        )
-    return generator
+__all__ = ["batches", "check_samples", "noisy_batches", "resolve_ranked"]
 
 
 def noisy_batches(
@@ -134,21 +48,74 @@ def noisy_batches(
         yield x * (1 + sigma * noise.to(x.device))
 
 
-def neuron_list(neurons: object, n_neurons: int, level: str) -> list[int]:
-    """Check a neuron index or a sequence of them against a level of ``n_neurons`` neurons."""
-    if isinstance(neurons, (Tensor, np.ndarray)):
-        neurons = neurons.tolist()
-    values = [neurons] if isinstance(neurons, numbers.Integral) else neurons
-    if not isinstance(values, Iterable) or isinstance(values, (str, bytes)):
-        raise TypeError(f"neurons must be an int or a sequence of ints; got {type(neurons).__name__}.")
-    values = list(values)
-    if not values:
-        raise ValueError(f"neurons is empty: name at least one neuron of level {level!r}.")
-    for n in values:
-        if isinstance(n, bool) or not isinstance(n, numbers.Integral):
-            raise TypeError(f"neurons must be ints; got {n!r} ({type(n).__name__}).")
-        if not 0 <= n < n_neurons:
-            raise ValueError(
-                f"Neuron {n} is out of range for level {level!r}, which has {n_neurons} neurons (0 to {n_neurons - 1})."
+def batches(
+    x: Tensor, source: Tensor | torch.Generator, n_samples: int, sigma: float, batch_size: int
+) -> Iterator[Tensor]:
+    """The resamples in batches on ``x``'s device: given ones (a tensor), or drawn from a generator."""
+    if isinstance(source, Tensor):
+        for start in range(0, n_samples, batch_size):
+            yield source[start : start + batch_size].to(x.device)
+    else:
+        yield from noisy_batches(x, n_samples, sigma, source, batch_size)
+
+
+def _dims(shape: Sequence[int]) -> str:
+    return ", ".join(str(d) for d in shape)
+
+
+def check_samples(samples: Any, x: Tensor, owner: str) -> Tensor:
+    """Check user resamples against the clean input ``x`` of shape (1, ...); return them detached.
+
+    Raises
+    ------
+    TypeError
+        If ``samples`` is not a tensor, or not in ``x``'s dtype.
+    ValueError
+        If ``samples`` is not shaped (n, *input shape) with n >= 2, is on the meta device or holds NaN or Inf.
+    """
+    expected = x.shape[1:]
+    if not isinstance(samples, Tensor):
+        raise TypeError(
+            f"The 'samples' parameter of {owner} must be a torch.Tensor of shape (n, {_dims(expected)}) or None. "
+            f"Got {type(samples).__name__} instead."
+        )
+    if samples.dim() != len(expected) + 1 or samples.shape[1:] != expected or len(samples) < 2:
+        raise ValueError(
+            f"'samples' has shape {tuple(samples.shape)}, but resamples of an input of shape {tuple(expected)} "
+            f"must be stacked as (n, {_dims(expected)}) with n >= 2. Stack at least two resamples, each shaped "
+            "like the image."
+        )
+    if samples.dtype != x.dtype:
+        raise TypeError(f"'samples' is {samples.dtype} but the image and the model are {x.dtype}: convert it.")
+    check_has_values(samples, "'samples'")
+    if not all_finite(samples):
+        raise ValueError("'samples' holds NaN or Inf values: remove or replace them before the analysis.")
+    return samples.detach()
+
+
+def resolve_ranked(model: nn.Module, x: Tensor, levels: Sequence[str] | None) -> tuple[list[LevelInfo], LevelInfo]:
+    """The ranked levels and the model output level (for o), from one checked forward pass.
+
+    ``levels`` are the names to rank, bottom to top (one is enough), or ``None`` for the default levels. The
+    model output is resolved with them, as ``'output'``, when they do not end with ``'softmax'`` or
+    ``'output'``.
+    """
+    if levels is None:
+        resolved = ranked = resolve_levels(model, x, None)
+        if resolved[-1].name not in (SOFTMAX, OUTPUT):  # the top default level is the model output itself
+            resolved = resolve_levels(model, x, [info.name for info in ranked] + [OUTPUT])
+    else:
+        if isinstance(levels, str) or not isinstance(levels, Sequence):
+            raise TypeError(
+                f"levels must be a list of level names, bottom to top, or None; got {type(levels).__name__}. "
+                "See stepwise.list_levels(model, example_input)."
             )
-    return [int(n) for n in values]
+        names = list(levels)
+        if not names:
+            raise ValueError("levels is empty: name at least one level, or pass None for the default levels.")
+        padded = names if names[-1] in (SOFTMAX, OUTPUT) else names + [OUTPUT]
+        if len(padded) == 1:
+            padded = [INPUT] + padded
+        resolved = resolve_levels(model, x, padded)
+        ranked = [info for info in resolved if info.name in names]
+    return ranked, dataclasses.replace(resolved[-1], name=OUTPUT)  # the top is 'softmax' or 'output'

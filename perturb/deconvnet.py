@@ -14,15 +14,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
-from captum.attr import NeuronDeconvolution
 from torch import Tensor, nn
 
-from stepwise.core.levels import INPUT, OUTPUT, SOFTMAX, resolve_levels
-from stepwise.core.hooks import analysis_mode
 from stepwise.core.capture import capture
-from stepwise.core.validation import check_int, check_option
+from stepwise.core.hooks import analysis_mode
+from stepwise.core.inputs import single_input
+from stepwise.core.levels import INPUT, OUTPUT, SOFTMAX, resolve_levels
+from stepwise.core.typing import Neurons
+from stepwise.core.validation import check_int, check_neurons, check_option
 
-from ._inputs import neuron_list, single_input
 from .ranking import METRICS, NeuronRanking
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ class Patch:
         return f"Patch(level={self.level!r}, neuron={self.neuron}, location={self.location}, box={self.box})"
 
 
-def patches(model: nn.Module, image: Tensor, level: str, neurons: int | Sequence[int]) -> list[Patch]:
+def patches(model: nn.Module, image: Tensor, level: str, neurons: Neurons) -> list[Patch]:
     """Deconvnet patches of some neurons of one level on one image.
 
     For each neuron (channel) the deconvolution starts at the position of the channel's maximum activation on
@@ -102,6 +102,8 @@ def patches(model: nn.Module, image: Tensor, level: str, neurons: int | Sequence
     >>> perturb.patches(conv, image, "0", 0)[0].box   # the 3x3 kernel around the maximum at (3, 4)
     (2, 3, 5, 6)
     """
+    from captum.attr import NeuronDeconvolution
+
     owner = "perturb.patches"
     x = single_input(image, owner, model)
     if x.dim() != 4:
@@ -118,7 +120,7 @@ def patches(model: nn.Module, image: Tensor, level: str, neurons: int | Sequence
         )
     with analysis_mode(model, owner=owner):
         info = resolve_levels(model, x, [INPUT, level])[1]
-        chosen = neuron_list(neurons, info.n_neurons, level)
+        chosen = check_neurons(neurons, info.n_neurons, level=level, owner=owner)
         activation = capture(model, x, [info])[level].movedim(info.channel_dim, 1)[0]
         maps = activation[chosen].reshape(len(chosen), -1)
         spatial = tuple(activation.shape[1:])

@@ -4,13 +4,16 @@ For one input, ``n_samples`` resamples ``image * (1 + eps)``, eps ~ N(0, sigma^2
 model in one batched pass (streamed in batches) with every level captured at once by
 :func:`stepwise.levels.capture`. Only sufficient statistics are kept between batches, in float64: per level and
 position the sums of the activation, of its square and of its product with the output o, each shifted by the
-first resample's value (which keeps constant positions exactly constant and the sums well conditioned).
+first resample's value (which keeps the sums well conditioned); see :mod:`perturb._statistics`.
 
 Conventions
 -----------
 - Every variance is the population variance (divide by the count, numpy's default ``ddof=0``): across the
   resamples for ``precision``, over a neuron's activation map for ``activation_variance`` and over its weights
   for ``weight_variance``.
+- A value does not vary across the resamples when its variance is within the rounding noise of its magnitude
+  (a bound from the dtype's epsilon, the values' mean square and the number of resamples; see
+  :mod:`perturb._statistics`), never by bitwise equality: the rows of one batch may round differently.
 - Larger is better for every metric. Ties keep the smaller neuron index first; a NaN score (``precision`` below
   the threshold) ranks after every number.
 """
@@ -20,21 +23,27 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from stepwise.core.levels import INPUT, OUTPUT, SOFTMAX, LevelInfo, resolve_levels
-from stepwise.core.hooks import all_finite, analysis_mode, check_has_values
 from stepwise.core.capture import capture
+from stepwise.core.hooks import analysis_mode
+from stepwise.core.inputs import make_generator, single_input
+from stepwise.core.levels import OUTPUT, LevelInfo
+from stepwise.core.typing import Seed
 from stepwise.core.validation import check_bool, check_float, check_int, check_option, unknown_name_message
 
-from ._inputs import make_generator, noisy_batches, single_input
+from ._inputs import batches, check_samples, noisy_batches, resolve_ranked
+from ._statistics import Sums, finish, flat, output_moments, row_sum_and_variance, target_output
 from ._weights import Feeding, feeding_modules, neuron_weights
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["METRICS", "OUTPUTS", "NeuronRanking", "rank_neurons", "resample"]
 
@@ -57,9 +66,6 @@ _GROUP_BYTES = 1 << 30
 #: afresh from the operating system at each allocation (glibc's largest recycled block is 32 MiB), and the
 #: page faults then cost more than bigger batches save.
 _ALLOCATION_BYTES = 32 << 20
-#: Elements of float64 data processed at a time by the statistics: a block that stays in cache, and few
-#: enough blocks that the per-operation cost of the thread pool does not add up.
-_CHUNK = 1 << 21
 
 
 class NeuronRanking:
@@ -107,7 +113,7 @@ class NeuronRanking:
         output: str,
         n_samples: int,
         sigma: float | None,
-        seed: object,
+        seed: Seed,
         threshold: float,
         batch_size: int,
         model: nn.Module,
@@ -172,7 +178,7 @@ class NeuronRanking:
         -------
         Tensor of shape (n_neurons,), float64
             A copy; larger is better. ``precision`` is NaN for neurons below the threshold and +inf for a
-            neuron above it whose activation does not vary across resamples.
+            neuron above it whose activation does not vary across resamples (beyond rounding noise).
 
         Raises
         ------
@@ -228,6 +234,8 @@ class NeuronRanking:
             ``{metric}_rank`` for each (nullable Int64, 1 = best within the level; NaN scores rank last). A
             weight metric on a level without a single Conv/Linear module has NaN scores and missing ranks.
         """
+        import pandas as pd
+
         parts = []
         for level in self.levels:
             n = len(self._scores["correlation"][level])
@@ -251,87 +259,11 @@ def _order(values: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------------------
-# Sufficient statistics
-# ------------------------------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class _Sums:
-    """Shifted float64 sums over resamples for one level, flattened to K = n_neurons * positions columns."""
-
-    shift: Tensor  # (K,) the first resample's activation, in the model's dtype
-    s1: Tensor  # (K,) sum of d, d = activation - shift
-    s2: Tensor  # (K,) sum of d^2
-    sxo: Tensor  # (K,) sum of d * (o - o_shift)
-
-    @classmethod
-    def start(cls, first: Tensor) -> _Sums:
-        shift = first.clone()
-        s1, s2, sxo = torch.zeros(3, len(shift), dtype=torch.float64, device=shift.device)
-        return cls(shift, s1, s2, sxo)
-
-    def add(self, parts: Sequence[Tensor], weights: Tensor) -> None:
-        """Add consecutive batches ``parts`` (b_j, K) in the model's dtype; ``weights`` (2, sum b_j) holds
-        ones and o - o_shift. Column blocks of all the batches are gathered into one float64 block, so that
-        each accumulator is read and written once per group rather than once per batch."""
-        rows, width = sum(len(part) for part in parts), len(self.shift)
-        step = max(1, _CHUNK // rows)
-        block = torch.empty(rows, min(step, width), dtype=torch.float64, device=self.shift.device)
-        for start in range(0, width, step):
-            cols = slice(start, start + step)
-            d = torch.cat([part[:, cols] for part in parts], out=block[:, : min(step, width - start)])
-            d -= self.shift[cols]
-            both = weights @ d
-            self.s1[cols] += both[0]
-            self.sxo[cols] += both[1]
-            self.s2[cols] += d.square_().sum(0)
-
-
-def _flat(activation: Tensor, info: LevelInfo) -> Tensor:
-    """(b, n_neurons * positions) with the neuron dimension first after the batch."""
-    return activation.movedim(info.channel_dim, 1).reshape(activation.shape[0], -1)
-
-
-def _target_output(logits: Tensor, target: int, output: str) -> Tensor:
-    """o per input, float64: the target's softmax probability or logit."""
-    logits = logits.to(torch.float64)
-    if output == "probability":
-        return torch.softmax(logits, dim=1)[:, target]
-    return logits[:, target]
-
-
-def _finish(sums: _Sums, n: int, o1: float, o2: float, n_neurons: int, threshold: float) -> tuple[Tensor, Tensor]:
-    """``correlation`` and ``precision`` of one level from its sums (o1, o2: shifted sums of o and o^2).
-
-    Works through blocks of neurons so that the temporaries stay in cache.
-    """
-    positions = len(sums.shift) // n_neurons
-    mean_o = o1 / n
-    var_o = max(o2 / n - mean_o * mean_o, 0.0)
-    correlation = torch.zeros(n_neurons, dtype=torch.float64, device=sums.shift.device)
-    precision = torch.empty_like(correlation)
-    step = max(1, _CHUNK // positions)
-    for first in range(0, n_neurons, step):
-        neurons = slice(first, first + step)
-        cols = slice(first * positions, (first + step) * positions)
-        mean_d = (sums.s1[cols] / n).view(-1, positions)
-        var = torch.addcmul(sums.s2[cols].view(-1, positions) / n, mean_d, mean_d, value=-1.0).clamp_(min=0)
-        varying = var > 0
-        if var_o > 0:  # |r| = |cov| / (std * std_o); positions that never vary hold 0 / 0 and are left out
-            r = (sums.sxo[cols].view(-1, positions) / n).sub_(mean_d, alpha=mean_o).abs_()
-            r.div_(var.sqrt()).div_(math.sqrt(var_o)).clamp_(max=1.0).masked_fill_(~varying, 0.0)
-            correlation[neurons] = r.sum(1) / varying.sum(1).clamp(min=1)
-        mean_activation = (sums.shift[cols].view(-1, positions) + mean_d).mean(1)
-        precision[neurons] = torch.where(mean_activation >= threshold, 1.0 / var.mean(1), math.nan)
-    return correlation, precision
-
-
-# ------------------------------------------------------------------------------------------------------------
 # The public functions
 # ------------------------------------------------------------------------------------------------------------
 
 
-def resample(image: Tensor, *, n_samples: int = 50, sigma: float = 0.1, seed: object = 0) -> Tensor:
+def resample(image: Tensor, *, n_samples: int = 50, sigma: float = 0.1, seed: Seed = 0) -> Tensor:
     """The noisy resamples of one input that :func:`rank_neurons` draws.
 
     Resample ``i`` is ``image * (1 + sigma * z_i)`` with ``z_i = torch.randn(image.shape, generator=g)`` (in
@@ -366,29 +298,6 @@ def resample(image: Tensor, *, n_samples: int = 50, sigma: float = 0.1, seed: ob
     return torch.cat(list(noisy_batches(x, n_samples, sigma, generator, n_samples)))
 
 
-def _resolve(model: nn.Module, x: Tensor, levels: object) -> tuple[list[LevelInfo], LevelInfo]:
-    """The ranked levels and the model output level (for o), from one checked forward pass."""
-    if levels is None:
-        resolved = ranked = resolve_levels(model, x, None)
-        if resolved[-1].name not in (SOFTMAX, OUTPUT):  # the top default level is the model output itself
-            resolved = resolve_levels(model, x, [info.name for info in ranked] + [OUTPUT])
-    else:
-        if isinstance(levels, str) or not isinstance(levels, Sequence):
-            raise TypeError(
-                f"levels must be a list of level names, bottom to top, or None; got {type(levels).__name__}. "
-                "See stepwise.list_levels(model, example_input)."
-            )
-        names = list(levels)
-        if not names:
-            raise ValueError("levels is empty: name at least one level, or pass None for the default levels.")
-        padded = names if names[-1] in (SOFTMAX, OUTPUT) else names + [OUTPUT]
-        if len(padded) == 1:
-            padded = [INPUT] + padded
-        resolved = resolve_levels(model, x, padded)
-        ranked = [info for info in resolved if info.name in names]
-    return ranked, dataclasses.replace(resolved[-1], name=OUTPUT)  # the top is 'softmax' or 'output'
-
-
 def _auto_batch_size(levels: Sequence[LevelInfo], x: Tensor, n_samples: int) -> int:
     """Resamples per forward pass: the largest captured activation of a batch within ``_ALLOCATION_BYTES``."""
     largest = x.element_size() * max(math.prod(info.shape) for info in levels)
@@ -411,7 +320,7 @@ def rank_neurons(
     sigma: float = 0.1,
     threshold: float = 0.1,
     output: str = "probability",
-    seed: object = 0,
+    seed: Seed = 0,
     samples: Tensor | None = None,
     batch_size: int | None = None,
     progress: bool = False,
@@ -425,7 +334,10 @@ def rank_neurons(
     - ``correlation``: the mean over the neuron's spatial positions of \\|Pearson r\\| between its activation
       at that position and o across the resamples. Positions whose activation does not vary are left out; a
       neuron with no varying position scores 0 (as does every neuron when o itself does not vary, with a
-      warning).
+      warning). A variance within the rounding noise of the values' magnitude counts as none (the rows of a
+      batch may round differently): about ``ROUNDING_ULPS`` (64) units of the dtype's epsilon, relative to
+      the values for an activation and to the largest logit for o; the bound is derived in
+      :mod:`perturb._statistics`.
     - ``precision``: 1 / (mean over positions of the variance across resamples), for neurons whose mean
       activation over resamples and positions is at least ``threshold``; others score NaN and rank last.
     - ``activation_sum``, ``activation_variance``: the sum and the variance of the neuron's activation map on
@@ -510,11 +422,11 @@ def rank_neurons(
     if samples is None:
         source = make_generator(seed, _OWNER)
     else:
-        source = _check_samples(samples, x)
+        source = check_samples(samples, x, _OWNER)
         n_samples = len(source)
 
     with analysis_mode(model, owner=_OWNER):
-        ranked, top = _resolve(model, x, levels)
+        ranked, top = resolve_ranked(model, x, levels)
         if len(top.shape) != 1:
             raise ValueError(
                 f"rank_neurons needs class scores of shape (N, C) from the model; its output has shape "
@@ -530,9 +442,9 @@ def rank_neurons(
         if batch_size is None:
             batch_size = _auto_batch_size(ranked, x, n_samples)
         feeding, clean = feeding_modules(model, x, ranked)
-        batches = _batches(x, source, n_samples, sigma, batch_size)
+        resamples = batches(x, source, n_samples, sigma, batch_size)
         with tqdm(total=n_samples, disable=not progress, desc=_OWNER, unit="resample") as bar:
-            streamed = _stream(model, batches, ranked, top, target, output, threshold,
+            streamed = _stream(model, resamples, ranked, top, target, output, threshold,
                                _group_size(ranked, x, batch_size), bar)  # fmt: skip
     scores: dict[str, dict[str, Tensor]] = {metric: {} for metric in METRICS}
     scores["correlation"], scores["precision"] = streamed.correlation, streamed.precision
@@ -553,46 +465,9 @@ def rank_neurons(
         model=model,
         image=x,
         outputs=streamed.outputs,
-        clean_output=float(_target_output(clean[OUTPUT], target, output)[0]),
+        clean_output=float(target_output(clean[OUTPUT], target, output)[0][0]),
         feeding=feeding,
     )
-
-
-def _check_samples(samples: object, x: Tensor) -> Tensor:
-    """Check user resamples against the clean input ``x`` of shape (1, ...)."""
-    expected = x.shape[1:]
-    if not isinstance(samples, Tensor):
-        raise TypeError(
-            f"The 'samples' parameter of {_OWNER} must be a torch.Tensor of shape (n, {_dims(expected)}) or None. "
-            f"Got {type(samples).__name__} instead."
-        )
-    if samples.dim() != len(expected) + 1 or samples.shape[1:] != expected or len(samples) < 2:
-        raise ValueError(
-            f"'samples' has shape {tuple(samples.shape)}, but resamples of an input of shape {tuple(expected)} "
-            f"must be stacked as (n, {_dims(expected)}) with n >= 2. Stack at least two resamples, each shaped "
-            "like the image."
-        )
-    if samples.dtype != x.dtype:
-        raise TypeError(f"'samples' is {samples.dtype} but the image and the model are {x.dtype}: convert it.")
-    check_has_values(samples, "'samples'")
-    if not all_finite(samples):
-        raise ValueError("'samples' holds NaN or Inf values: remove or replace them before the analysis.")
-    return samples.detach()
-
-
-def _batches(
-    x: Tensor, source: Tensor | torch.Generator, n_samples: int, sigma: float, batch_size: int
-) -> Iterator[Tensor]:
-    """The resamples in batches on ``x``'s device: given ones (a tensor), or drawn from a generator."""
-    if isinstance(source, Tensor):
-        for start in range(0, n_samples, batch_size):
-            yield source[start : start + batch_size].to(x.device)
-    else:
-        yield from noisy_batches(x, n_samples, sigma, source, batch_size)
-
-
-def _dims(shape: Sequence[int]) -> str:
-    return ", ".join(str(d) for d in shape)
 
 
 @dataclasses.dataclass
@@ -606,7 +481,7 @@ class _Streamed:
 
 def _stream(
     model: nn.Module,
-    batches: Iterable[Tensor],
+    resamples: Iterable[Tensor],
     ranked: list[LevelInfo],
     top: LevelInfo,
     target: int,
@@ -618,8 +493,9 @@ def _stream(
     """One streamed pass: batches are captured one at a time and their statistics added once ``group_size``
     resamples are held."""
     levels = ranked + [top]
-    sums: dict[str, _Sums] = {}
+    sums: dict[str, Sums] = {}
     outputs: list[Tensor] = []
+    noise: list[Tensor] = []
     group: list[dict[str, Tensor]] = []
     o_shift = 0.0
 
@@ -627,16 +503,17 @@ def _stream(
         o = torch.cat(outputs[-len(group) :])
         weights = torch.stack([torch.ones_like(o), o - o_shift])
         for info in ranked:
-            sums[info.name].add([_flat(acts[info.name], info) for acts in group], weights)
+            sums[info.name].add([flat(acts[info.name], info) for acts in group], weights)
         group.clear()
 
-    for batch in batches:
+    for batch in resamples:
         acts = capture(model, batch, levels)
-        o = _target_output(acts[OUTPUT], target, output)
+        o, o_noise = target_output(acts[OUTPUT], target, output)
         if not outputs:
             o_shift = float(o[0])
-            sums = {info.name: _Sums.start(_flat(acts[info.name][:1], info)[0]) for info in ranked}
+            sums = {info.name: Sums.start(flat(acts[info.name][:1], info)[0]) for info in ranked}
         outputs.append(o)
+        noise.append(o_noise)
         group.append(acts)
         if sum(len(acts[OUTPUT]) for acts in group) >= group_size:
             add_group()
@@ -644,19 +521,18 @@ def _stream(
     if group:
         add_group()
     o_all = torch.cat(outputs)
-    n = len(o_all)
-    o1, o2 = float((o_all - o_shift).sum()), float(((o_all - o_shift) ** 2).sum())
-    if not o2 > 0:
+    mean_o, var_o = output_moments(o_all, torch.cat(noise), o_shift)
+    if var_o == 0:
         warnings.warn(
-            f"{_OWNER}: the output o ({output} of class {target}) is the same on every resample, so no "
-            "activation correlates with it and every 'correlation' is 0. Increase sigma, or pass "
+            f"{_OWNER}: the output o ({output} of class {target}) is the same on every resample (up to rounding), "
+            "so no activation correlates with it and every 'correlation' is 0. Increase sigma, or pass "
             "output='logit' when the probability saturates.",
             UserWarning,
             stacklevel=3,
         )
     streamed = _Streamed({}, {}, o_all.cpu())
     for info in ranked:
-        correlation, precision = _finish(sums[info.name], n, o1, o2, info.n_neurons, threshold)
+        correlation, precision = finish(sums[info.name], len(o_all), mean_o, var_o, info.n_neurons, threshold)
         streamed.correlation[info.name] = correlation.cpu()
         streamed.precision[info.name] = precision.cpu()
     return streamed
@@ -664,30 +540,12 @@ def _stream(
 
 def _baseline_scores(model: nn.Module, clean: Tensor, info: LevelInfo, feeding: Feeding) -> dict[str, Tensor]:
     """APPLE's baselines for one level: activation sum and variance on the clean input, weight sum and variance."""
-    total, variance = _row_sum_and_variance(_flat(clean, info).reshape(info.n_neurons, -1))
+    total, variance = row_sum_and_variance(flat(clean, info).reshape(info.n_neurons, -1))
     scores = {"activation_sum": total, "activation_variance": variance}
     if feeding.module is None:
         nan = torch.full((info.n_neurons,), math.nan, dtype=torch.float64)
         scores.update(weight_sum=nan, weight_variance=nan.clone())
     else:
-        total, variance = _row_sum_and_variance(neuron_weights(model.get_submodule(feeding.module)))
+        total, variance = row_sum_and_variance(neuron_weights(model.get_submodule(feeding.module)))
         scores.update(weight_sum=total, weight_variance=variance)
     return scores
-
-
-def _row_sum_and_variance(rows: Tensor) -> tuple[Tensor, Tensor]:
-    """Sum and population variance of each row, in float64: two passes over each block of rows.
-
-    ``rows`` (n, m) in any floating dtype, on any device; the result is on the CPU. Blocks of rows are converted
-    to float64 one at a time, so the float64 copy stays small (a VGG16 classifier layer holds 10^8 weights).
-    """
-    rows = rows.detach()
-    total = torch.empty(len(rows), dtype=torch.float64, device=rows.device)
-    variance = torch.empty_like(total)
-    step = max(1, _CHUNK // rows.shape[1])
-    for start in range(0, len(rows), step):
-        block = rows[start : start + step].to(torch.float64, copy=True)  # never a view of the weights
-        total[start : start + step] = block.sum(1)
-        block -= (total[start : start + step] / rows.shape[1])[:, None]
-        variance[start : start + step] = torch.linalg.vecdot(block, block) / rows.shape[1]
-    return total.cpu(), variance.cpu()

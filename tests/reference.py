@@ -104,7 +104,7 @@ def numpy_counts(omega: np.ndarray, fence: float = 1.5, sign: str = "positive") 
 
 
 def python_children(counts: np.ndarray, mean: np.ndarray, branching: int, sign: str) -> list[list[int]]:
-    """Top-b children with DESIGN.md's tie-breaks, by Python's sorted()."""
+    """Top-b children with docs/design.md's tie-breaks, by Python's sorted()."""
     direction = {"positive": lambda v: v, "negative": lambda v: -v, "both": abs}[sign]
     result = []
     for row_counts, row_mean in zip(counts, mean):

@@ -55,7 +55,7 @@ def hooked(
 def analysis_mode(model: nn.Module, *, owner: str = "stepwise", warn: bool = True) -> Iterator[None]:
     """Put ``model`` in eval mode with frozen parameters, and restore both flags on exit.
 
-    A model in train mode is analysed in eval mode (DESIGN.md) with a warning. Freezing the parameters keeps
+    A model in train mode is analysed in eval mode (docs/design.md) with a warning. Freezing the parameters keeps
     autograd from recording anything below the lower level of a step; their ``.grad`` is never touched.
     """
     modes = [(m, m.training) for m in model.modules()]

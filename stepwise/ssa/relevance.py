@@ -1,4 +1,4 @@
-"""One SSA step: the relevance ω[n, i, k] of lower neuron k for upper neuron n on input i (DESIGN.md).
+"""One SSA step: the relevance ω[n, i, k] of lower neuron k for upper neuron n on input i (docs/design.md).
 
 ω[n, i, k] is the mean, over the spatial positions of lower channel k, of the derivative of upper neuron n's
 scalar (its channel averaged over positions) with respect to the lower activation, at input i. Upper neurons

@@ -1,4 +1,4 @@
-"""Selection: Tukey outliers per relevance row, frequency ranking over inputs, top-b children (DESIGN.md).
+"""Selection: Tukey outliers per relevance row, frequency ranking over inputs, top-b children (docs/design.md).
 
 Quartiles follow ``numpy.percentile``'s default (linear interpolation, Hyndman & Fan method 7) bit for bit,
 computed in float64 whatever the dtype of ω, so a row in float64 gets exactly numpy's fences.

@@ -43,7 +43,7 @@ def step_forward(
 
     The lower activation becomes a leaf tensor: everything below it runs once, without gradients, and nothing
     above ``upper`` runs (the pass stops there). Tensors the step needs that do not depend on the lower level
-    (a skip connection from below, BatchNorm statistics) enter the graph as constants, as DESIGN.md asks.
+    (a skip connection from below, BatchNorm statistics) enter the graph as constants, as docs/design.md asks.
 
     Must be called inside :func:`analysis_mode` and with gradients enabled.
 

@@ -1,6 +1,6 @@
 """The SSA wrapper: from the target neuron(s) down to the bottom level, step by step -> DependencyGraph.
 
-Algorithm 1 of the SSA paper with the conventions of DESIGN.md. Each step streams the inputs in batches: one
+Algorithm 1 of the SSA paper with the conventions of docs/design.md. Each step streams the inputs in batches: one
 forward pass per batch records the autograd graph of that step only (everything below the lower level runs
 without gradients, nothing above the upper level runs), then the upper neurons are back-propagated in chunks.
 Only outlier counts and sums of ω are kept between batches.
@@ -29,7 +29,8 @@ from stepwise.core.hooks import all_finite, analysis_mode, check_has_values, for
 from .step import step_forward
 from .relevance import RULES, step_relevance
 from .select import SIGNS, outlier_mask, select_children
-from stepwise.core.validation import check_bool, check_float, check_int, check_option
+from stepwise.core.typing import Inputs, Neurons, Target
+from stepwise.core.validation import check_bool, check_float, check_int, check_neurons, check_option
 
 __all__ = ["StepwiseSensitivity"]
 
@@ -206,24 +207,8 @@ class StepwiseSensitivity:
         return names.index(name)
 
     @staticmethod
-    def _neurons(info: LevelInfo, neurons: object) -> list[int]:
-        if isinstance(neurons, Tensor):
-            neurons = neurons.tolist()
-        values = [neurons] if isinstance(neurons, (int, np.integer)) else neurons
-        if not isinstance(values, Iterable) or isinstance(values, (str, bytes)):
-            raise TypeError(f"neurons must be an int or a sequence of ints; got {type(neurons).__name__}.")
-        values = list(values)
-        if not values:
-            raise ValueError(f"neurons is empty: name at least one neuron of level {info.name!r}.")
-        for n in values:
-            if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
-                raise TypeError(f"neurons must be ints; got {n!r} ({type(n).__name__}).")
-            if not 0 <= n < info.n_neurons:
-                raise ValueError(
-                    f"Neuron {n} is out of range for level {info.name!r}, which has {info.n_neurons} neurons "
-                    f"(0 to {info.n_neurons - 1})."
-                )
-        return [int(n) for n in values]
+    def _neurons(info: LevelInfo, neurons: object, *, owner: str = _OWNER, name: str = "neurons") -> list[int]:
+        return check_neurons(neurons, info.n_neurons, level=info.name, owner=owner, name=name)
 
     # ------------------------------------------------------------------------------------------ one step
 
@@ -314,7 +299,7 @@ class StepwiseSensitivity:
         counts, omega_sum = step.statistics(index, n_inputs, fence=self.fence, sign=self.sign)
         return _StepStats(counts, omega_sum, None)
 
-    def relevance(self, inputs: object, *, upper: str, lower: str, neurons: object) -> Tensor:
+    def relevance(self, inputs: Inputs, *, upper: str, lower: str, neurons: Neurons) -> Tensor:
         """Relevance ω of every neuron of ``lower`` for each of ``neurons`` of ``upper``, on every input.
 
         Parameters
@@ -329,7 +314,7 @@ class StepwiseSensitivity:
         -------
         Tensor of shape (len(neurons), N, n_lower)
             ``omega[n, i, k]``: mean over the positions of lower channel k of the derivative of neuron
-            ``neurons[n]``'s scalar with respect to the lower activation, at input i (DESIGN.md), in the model's
+            ``neurons[n]``'s scalar with respect to the lower activation, at input i (docs/design.md), in the model's
             dtype and on its device.
 
         Raises
@@ -342,7 +327,7 @@ class StepwiseSensitivity:
         assert stats.omega is not None
         return stats.omega
 
-    def outlier_counts(self, inputs: object, *, upper: str, lower: str, neurons: object) -> Tensor:
+    def outlier_counts(self, inputs: Inputs, *, upper: str, lower: str, neurons: Neurons) -> Tensor:
         """How many inputs make each lower neuron an outlier of ω for each upper neuron.
 
         Parameters
@@ -362,9 +347,9 @@ class StepwiseSensitivity:
 
     def _targets(self, infos: list[LevelInfo], target: object) -> dict[int, set[int]]:
         """Target neurons per level index."""
-        top = infos[-1]
+        top, owner = infos[-1], f"{_OWNER}.dependency_graph"
         if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
-            return {len(infos) - 1: set(self._neurons(top, int(target)))}
+            return {len(infos) - 1: set(self._neurons(top, int(target), owner=owner, name="target"))}
         if isinstance(target, Iterable) and not isinstance(target, (str, bytes, Tensor, np.ndarray)):
             chosen: dict[int, set[int]] = {}
             pairs = list(target)
@@ -374,7 +359,9 @@ class StepwiseSensitivity:
                 if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
                     raise TypeError(f"target entries must be (level, index) pairs; got {pair!r}.")
                 position = self._level(infos, pair[0], "target level")
-                chosen.setdefault(position, set()).update(self._neurons(infos[position], pair[1]))
+                chosen.setdefault(position, set()).update(
+                    self._neurons(infos[position], pair[1], owner=owner, name="target")
+                )
             return chosen
         raise TypeError(
             f"target must be a class index (int) of the top level {top.name!r} or a list of (level, index) pairs; "
@@ -401,12 +388,12 @@ class StepwiseSensitivity:
         return ", then ".join(advice)
 
     def dependency_graph(
-        self, inputs: object, *, target: object, checkpoint: str | PathLike | None = None
+        self, inputs: Inputs, *, target: Target, checkpoint: str | PathLike | None = None
     ) -> DependencyGraph:
         """Traverse the network from ``target`` down to the bottom level and return the dependency graph.
 
         At each step from an upper level to the one below it, every neuron of the current set gets as children
-        the ``branching`` lower neurons that are Tukey outliers of ω in the most inputs (DESIGN.md); the union of
+        the ``branching`` lower neurons that are Tukey outliers of ω in the most inputs (docs/design.md); the union of
         the children is the next set. When a step finds no child for any neuron, the traversal ends there with a
         warning, and the graph records where (``stopped_at``) and why (``stop_reason``).
 

@@ -1,4 +1,4 @@
-"""Determinism (DESIGN.md, Reproducibility): the same analysis writes byte-identical JSON graphs, in one process
+"""Determinism (docs/design.md, Reproducibility): the same analysis writes byte-identical JSON graphs, in one process
 and in another one, and the same seed gives identical perturbation tables."""
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 import perturb
+import perturb._statistics
 import perturb.ranking
 from stepwise.core.capture import capture
 from stepwise.core.levels import resolve_levels
@@ -79,16 +80,24 @@ CASES = {
 # ------------------------------------------------------------------------------------------------ reference
 
 
+def rounding_bound(a: np.ndarray, eps: float) -> np.ndarray:
+    """The variance below which values (n, ...) computed in a dtype of epsilon ``eps`` are rounding noise only:
+    (R eps)^2 mean(a^2) + 3 n eps64 mean((a - a_1)^2), R = ROUNDING_ULPS (perturb._statistics)."""
+    units = perturb._statistics.ROUNDING_ULPS * eps
+    return units**2 * (a**2).mean(axis=0) + 3 * len(a) * np.finfo(np.float64).eps * ((a - a[:1]) ** 2).mean(axis=0)
+
+
 def numpy_scores(acts: np.ndarray, clean: np.ndarray, o: np.ndarray, threshold: float) -> dict[str, np.ndarray]:
     """The four activation metrics from their definitions; acts (n, C, ...), clean (C, ...), o (n,)."""
     n, channels = acts.shape[:2]
     a = acts.reshape(n, channels, -1).astype(np.float64)
     z = clean.reshape(channels, -1).astype(np.float64)
-    varying = ~np.all(a == a[:1], axis=0)  # (C, P): positions whose activation changes across resamples
     centred = a - a.mean(axis=0)
+    # (C, P): positions whose activation changes across resamples by more than rounding noise
+    varying = (centred**2).mean(axis=0) > rounding_bound(a, float(np.finfo(acts.dtype).eps))
     o_centred = o - o.mean()
     cov = np.einsum("i,icp->cp", o_centred, centred) / n
-    var = np.where(varying, (centred**2).mean(axis=0), 0.0)  # population variance, exactly 0 when constant
+    var = np.where(varying, (centred**2).mean(axis=0), 0.0)  # population variance, 0 when within rounding
     var_o = (o_centred**2).mean()
     r = np.abs(cov) / np.sqrt(np.where(varying, var, 1.0) * var_o)
     correlation = np.array([r[c][varying[c]].mean() if varying[c].any() else 0.0 for c in range(channels)])
@@ -308,7 +317,7 @@ def test_streaming_in_batches_equals_one_batch(
     if group_bytes is not None:
         monkeypatch.setattr(perturb.ranking, "_GROUP_BYTES", group_bytes)
     if chunk is not None:
-        monkeypatch.setattr(perturb.ranking, "_CHUNK", chunk)
+        monkeypatch.setattr(perturb._statistics, "CHUNK", chunk)
     streamed = perturb.rank_neurons(model, image, levels, target=target, n_samples=N_SAMPLES, batch_size=batch_size)
     assert (whole.batch_size, streamed.batch_size) == (N_SAMPLES, batch_size)
     # float64 models: only the summation order differs. float32: a convolution may also round differently for
