@@ -36,11 +36,11 @@ class _FillingStream:
 
 
 class FullDisk:
-    """Stands for the ``os`` module inside :mod:`stepwise.readwrite`: the temporary file of a destination named in
+    """Stands for the ``os`` module inside :mod:`stepwise.core.io`: the temporary file of a destination named in
     ``names`` (of every destination when None) fails with ``ENOSPC`` once ``room`` bytes are written to it.
 
     ``failed`` lists the temporary files that failed, ``written`` counts the bytes that fitted. Use it with
-    ``monkeypatch.setattr(stepwise.readwrite, "os", FullDisk(room=100))``: the rest of the process keeps ``os``.
+    ``monkeypatch.setattr(stepwise.core.io, "os", FullDisk(room=100))``: the rest of the process keeps ``os``.
     """
 
     def __init__(self, room: int, names: tuple[str, ...] | None = None) -> None:

@@ -11,8 +11,10 @@
 from stepwise._lazy import lazy_exports
 
 _EXPORTS = {
+    "LayeredGraph": "stepwise.graphs.layered",
+    "graph_class": "stepwise.graphs.layered",
+    "node_key": "stepwise.graphs.layered",
     "DependencyGraph": "stepwise.graphs.dependency",
-    "node_key": "stepwise.graphs.dependency",
     "read_graph": "stepwise.graphs.readwrite",
     "write_graph": "stepwise.graphs.readwrite",
     "bag_of_nodes": "stepwise.graphs.collections",

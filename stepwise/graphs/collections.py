@@ -1,11 +1,15 @@
-"""Collections of dependency graphs: bag-of-nodes vectors, Ward clustering on cosine geometry, shared subgraphs.
+"""Collections of graphs: bag-of-nodes vectors, Ward clustering on cosine geometry, shared subgraphs.
 
 The SSA paper (section 4.2.1) turns each class's dependency graph into a bag-of-nodes vector and clusters the
-vectors with Ward's method on cosine distance. Ward needs Euclidean geometry, so (DESIGN.md) the rows are
+vectors with Ward's method on cosine distance. Ward needs Euclidean geometry, so (docs/design.md) the rows are
 L2-normalised and Ward runs on them: between unit vectors the squared Euclidean distance is ``2 - 2 cos``.
 
-Every function takes the graphs as a sequence, whose rows are then labelled by each graph's target, or as a
-mapping ``{label: graph}`` (for example class names).
+Every function takes the graphs as a sequence, whose rows are then labelled by each graph's target (its position
+in the sequence for a graph without ``target``), or as a mapping ``{label: graph}`` (for example class names).
+The functions over node sets (:func:`bag_of_nodes`, :func:`cluster_graphs`, :func:`jaccard_matrix`,
+:func:`node_occurrence`, :func:`interconnectedness`, :func:`shared_subgraph`) take graphs of any kind
+(:class:`~stepwise.graphs.layered.LayeredGraph`); ``weight="frequency"`` needs the edge attribute ``frequency``.
+pandas and scipy's clustering are imported when a function needs them.
 """
 
 from __future__ import annotations
@@ -18,14 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 import numpy as np
-import pandas as pd
-from scipy.cluster.hierarchy import fcluster, leaves_list, linkage
-from scipy.spatial.distance import pdist, squareform
 
-from .dependency import DependencyGraph, node_key
 from stepwise.core.validation import check_float, check_int, check_option
 
+from .layered import LayeredGraph, node_key
+
 if TYPE_CHECKING:
+    import pandas as pd
     from matplotlib.figure import Figure
 
 __all__ = [
@@ -39,45 +42,67 @@ __all__ = [
     "shared_subgraph",
 ]
 
-#: A collection of graphs: a sequence (rows labelled by target) or a mapping {label: graph}.
-Graphs = Sequence[DependencyGraph] | Mapping[Hashable, DependencyGraph]
+#: A collection of graphs of any kind: a sequence (rows labelled by target) or a mapping {label: graph}.
+Graphs = Sequence[LayeredGraph] | Mapping[Hashable, LayeredGraph]
 
 
-def _graph_list(graphs: Graphs, owner: str, minimum: int = 1) -> list[DependencyGraph]:
-    if isinstance(graphs, DependencyGraph) or not isinstance(graphs, (Sequence, Mapping)):
+def _graph_list(graphs: Graphs, owner: str, minimum: int = 1) -> list[LayeredGraph]:
+    if isinstance(graphs, LayeredGraph) or not isinstance(graphs, (Sequence, Mapping)):
         raise TypeError(
-            f"{owner} needs a list of DependencyGraph or a dict {{label: DependencyGraph}}; got "
-            f"{type(graphs).__name__}."
+            f"{owner} needs a list of graphs (DependencyGraph or another kind of LayeredGraph) or a dict "
+            f"{{label: graph}}; got {type(graphs).__name__}."
         )
     items = list(graphs.values() if isinstance(graphs, Mapping) else graphs)
     for item in items:
-        if not isinstance(item, DependencyGraph):
-            raise TypeError(f"{owner} needs DependencyGraph objects; got a {type(item).__name__}.")
+        if not isinstance(item, LayeredGraph):
+            raise TypeError(
+                f"{owner} needs DependencyGraph objects, or graphs of another kind (LayeredGraph); got a "
+                f"{type(item).__name__}."
+            )
     if len(items) < minimum:
         raise ValueError(f"{owner} needs at least {minimum} graph(s); got {len(items)}.")
     return items
 
 
-def _target_label(graph: DependencyGraph) -> Hashable:
-    target = graph.target
-    return target if isinstance(target, int) else ", ".join(node_key(level, index) for level, index in target)
+def _target_label(graph: LayeredGraph, position: int) -> Hashable:
+    target = graph.attrs.get("target", position)
+    if isinstance(target, (int, str)):
+        return target
+    if isinstance(target, list) and all(isinstance(pair, list) and len(pair) == 2 for pair in target):
+        return ", ".join(node_key(level, index) for level, index in target)
+    return str(target)
 
 
 def _labels(graphs: Graphs, owner: str) -> list[Hashable]:
-    """Row labels: the mapping's keys, or each graph's target (an int, or "level:index, ..." for neurons)."""
+    """Row labels: the mapping's keys, or each graph's target (an int, or "level:index, ..." for neurons; the
+    position in the sequence for a graph without target)."""
     if isinstance(graphs, Mapping):
         return list(graphs)
-    labels = [_target_label(g) for g in graphs]
+    labels = [_target_label(g, i) for i, g in enumerate(graphs)]
     repeated = [label for label, n in Counter(labels).items() if n > 1]
     if repeated:
         raise ValueError(
-            f"{owner}: several graphs have the target {repeated[0]!r}, so their rows would share a label. Pass a "
-            "dict {label: graph} to name the rows."
+            f"{owner}: several graphs have the target {repeated[0]!r}, so their rows would share a label. "
+            "Pass a dict {label: graph} to name the rows."
         )
     return labels
 
 
-def _node_order(graphs: list[DependencyGraph]) -> list[str]:
+def _node_frequency(graph: LayeredGraph) -> dict[str, float]:
+    """The frequency of every node: the largest ``frequency`` of its incoming edges, 1.0 for a node without parent
+    (for a dependency graph, the ``frequency`` column of :meth:`DependencyGraph.node_metrics`)."""
+    incoming: dict[str, list[float]] = {node: [] for node in graph.nodes}
+    for u, v, frequency in graph.edges(data="frequency"):
+        if frequency is None:
+            raise ValueError(
+                f"weight='frequency' needs the edge attribute 'frequency', which the edge {u!r} -> {v!r} of this "
+                f"{graph.kind} graph lacks: use weight=None."
+            )
+        incoming[v].append(frequency)
+    return {node: max(found, default=1.0) for node, found in incoming.items()}
+
+
+def _node_order(graphs: list[LayeredGraph]) -> list[str]:
     """Every node key of the graphs, top level first (smallest depth), then by level name and index."""
     keys: dict[str, tuple[int, str, int]] = {}
     for graph in graphs:
@@ -92,11 +117,12 @@ def bag_of_nodes(graphs: Graphs, *, weight: str | None = None) -> pd.DataFrame:
 
     Parameters
     ----------
-    graphs : sequence of DependencyGraph, or mapping of label to DependencyGraph
+    graphs : sequence of LayeredGraph, or mapping of label to LayeredGraph
     weight : {None, 'frequency'}, default=None
         ``None``: 1 where the neuron is in the graph, 0 elsewhere. ``'frequency'``: the neuron's frequency in the
-        graph, the largest frequency of its incoming edges (the share of inputs on which it is an outlier for
-        some parent); a neuron without parent (a target) weighs 1.0.
+        graph, the largest ``frequency`` of its incoming edges (in a dependency graph, the share of inputs on which
+        it is an outlier for some parent); a node without parent (a target) weighs 1.0. Needs graphs whose edges
+        record ``frequency`` (dependency, paths and inference graphs do).
 
     Returns
     -------
@@ -107,7 +133,8 @@ def bag_of_nodes(graphs: Graphs, *, weight: str | None = None) -> pd.DataFrame:
     Raises
     ------
     ValueError
-        For no graph, an unknown weight, or two graphs of a sequence with the same target.
+        For no graph, an unknown weight, ``weight='frequency'`` on a graph whose edges lack ``frequency``, or two
+        graphs of a sequence with the same target.
 
     Examples
     --------
@@ -124,6 +151,8 @@ def bag_of_nodes(graphs: Graphs, *, weight: str | None = None) -> pd.DataFrame:
     0              1          0     1     1
     1              0          1     0     1
     """
+    import pandas as pd
+
     owner = "bag_of_nodes"
     items = _graph_list(graphs, owner)
     if weight is not None:
@@ -132,7 +161,7 @@ def bag_of_nodes(graphs: Graphs, *, weight: str | None = None) -> pd.DataFrame:
     if weight is None:
         rows = [dict.fromkeys(g.nodes, 1) for g in items]
     else:
-        rows = [g.node_metrics()["frequency"].to_dict() for g in items]
+        rows = [_node_frequency(g) for g in items]
     frame = pd.DataFrame(rows, columns=_node_order(items)).fillna(0)
     frame = frame.astype("int64" if weight is None else "float64")
     frame.index = pd.Index(labels, name="graph")
@@ -158,6 +187,8 @@ def cosine_ward_linkage(vectors: Any) -> np.ndarray:
     ValueError
         For fewer than two rows, a row of zeros, or non-finite values.
     """
+    from scipy.cluster.hierarchy import linkage
+
     x = np.asarray(vectors, dtype=np.float64)
     if x.ndim != 2 or len(x) < 2:
         raise ValueError(f"Clustering needs a 2-D array of at least two rows; got shape {x.shape}.")
@@ -174,7 +205,7 @@ def cosine_ward_linkage(vectors: Any) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class ClusterResult:
-    """Ward clustering (cosine geometry) of dependency graphs.
+    """Ward clustering (cosine geometry) of graphs by their bag-of-nodes vectors.
 
     Attributes
     ----------
@@ -210,11 +241,11 @@ class ClusterResult:
 
 
 def cluster_graphs(graphs: Graphs, *, n_clusters: int | None = None, weight: str | None = None) -> ClusterResult:
-    """Cluster dependency graphs by their bag-of-nodes vectors: Ward linkage on cosine geometry.
+    """Cluster graphs of any kind by their bag-of-nodes vectors: Ward linkage on cosine geometry.
 
     Parameters
     ----------
-    graphs : sequence of DependencyGraph, or mapping of label to DependencyGraph
+    graphs : sequence of LayeredGraph, or mapping of label to LayeredGraph
         At least two graphs, none empty.
     n_clusters : int, optional
         Cut the tree into at most this many flat clusters (``fcluster(..., criterion="maxclust")``).
@@ -230,6 +261,9 @@ def cluster_graphs(graphs: Graphs, *, n_clusters: int | None = None, weight: str
     ValueError
         For fewer than two graphs, an empty graph, or ``n_clusters`` outside ``[1, n_graphs]``.
     """
+    import pandas as pd
+    from scipy.cluster.hierarchy import fcluster, leaves_list
+
     owner = "cluster_graphs"
     _graph_list(graphs, owner, minimum=2)
     frame = bag_of_nodes(graphs, weight=weight)
@@ -246,33 +280,47 @@ def jaccard_matrix(graphs: Graphs) -> pd.DataFrame:
 
     Parameters
     ----------
-    graphs : sequence of DependencyGraph, or mapping of label to DependencyGraph
+    graphs : sequence of LayeredGraph, or mapping of label to LayeredGraph
 
     Returns
     -------
     pandas.DataFrame of shape (n_graphs, n_graphs)
         ``|A ∩ B| / |A ∪ B|``, 1 on the diagonal (and for two empty graphs); labelled as in :func:`bag_of_nodes`.
     """
+    import pandas as pd
+    from scipy.spatial.distance import pdist, squareform
+
     frame = bag_of_nodes(graphs)
     similarity = 1.0 - squareform(pdist(frame.to_numpy(dtype=bool), metric="jaccard"))
     return pd.DataFrame(similarity, index=frame.index, columns=frame.index.rename(None))
 
 
-def interconnectedness(graph: DependencyGraph) -> pd.Series:
-    """The number of parents of every neuron of a graph (the paper's interconnectedness).
+def interconnectedness(graph: LayeredGraph) -> pd.Series:
+    """The number of parents of every node of a graph of any kind (the paper's interconnectedness).
 
     Parameters
     ----------
-    graph : DependencyGraph
+    graph : LayeredGraph
 
     Returns
     -------
-    pandas.Series of shape (n_nodes,)
-        Indexed by node key, top level first, then by index.
+    pandas.Series of shape (n_nodes,), int
+        Indexed by node key (name ``node``), top level first, then by index; named ``interconnectedness``. For a
+        dependency graph, the column of :meth:`DependencyGraph.node_metrics`.
     """
-    if not isinstance(graph, DependencyGraph):
-        raise TypeError(f"interconnectedness needs a DependencyGraph; got {type(graph).__name__}.")
-    return graph.node_metrics()["interconnectedness"]
+    import pandas as pd
+
+    if not isinstance(graph, LayeredGraph):
+        raise TypeError(
+            f"interconnectedness needs a graph (a DependencyGraph or another LayeredGraph); got {type(graph).__name__}."
+        )
+    parents = {node: 0 for node in graph.nodes}
+    for _, v in graph.edges:
+        parents[v] += 1
+    order = sorted(parents, key=lambda node: (graph.nodes[node]["depth"], graph.nodes[node]["index"]))
+    return pd.Series(
+        [parents[node] for node in order], index=pd.Index(order, name="node"), name="interconnectedness", dtype="int64"
+    )
 
 
 def node_occurrence(graphs: Graphs) -> pd.Series:
@@ -280,88 +328,76 @@ def node_occurrence(graphs: Graphs) -> pd.Series:
 
     Parameters
     ----------
-    graphs : sequence of DependencyGraph, or mapping of label to DependencyGraph
+    graphs : sequence of LayeredGraph, or mapping of label to LayeredGraph
 
     Returns
     -------
     pandas.Series of shape (n_nodes,), int
         Indexed by node key in the column order of :func:`bag_of_nodes`; named ``graphs``.
     """
+    import pandas as pd
+
     items = _graph_list(graphs, "node_occurrence")
     counts = Counter(node for g in items for node in g.nodes)
     order = _node_order(items)
     return pd.Series([counts[node] for node in order], index=pd.Index(order, name="node"), name="graphs")
 
 
-def _shared_target(items: list[DependencyGraph], top: str) -> int | list[list]:
-    targets = [g.target for g in items]
-    if all(t == targets[0] for t in targets):
-        return targets[0]
-    pairs: set[tuple[str, int]] = set()
-    for target in targets:
-        pairs.update([(top, target)] if isinstance(target, int) else [(level, index) for level, index in target])
-    levels = items[0].levels
-    return [[level, index] for level, index in sorted(pairs, key=lambda p: (-levels.index(p[0]), p[1]))]
-
-
-def shared_subgraph(graphs: Graphs, *, min_fraction: float = 1.0) -> DependencyGraph:
-    """The neurons and edges present in at least ``min_fraction`` of the graphs.
+def shared_subgraph(graphs: Graphs, *, min_fraction: float = 1.0) -> LayeredGraph:
+    """The nodes and edges present in at least ``min_fraction`` of the graphs.
 
     Parameters
     ----------
-    graphs : sequence of DependencyGraph, or mapping of label to DependencyGraph
-        Graphs over the same levels.
+    graphs : sequence of LayeredGraph, or mapping of label to LayeredGraph
+        Graphs of one kind over the same levels.
     min_fraction : float in (0, 1], default=1.0
         1.0 keeps what every graph has; 0.5 what at least half of them have.
 
     Returns
     -------
-    DependencyGraph
-        Each node and edge carries ``graphs``, the number of graphs that hold it. An edge's ``count`` is the sum
-        over those graphs, ``frequency`` and ``relevance`` their means, ``sign`` the sign of that mean relevance.
-        Graph attributes: those equal in every graph, ``target`` (the common target, or the union of the targets
-        as ``[level, index]`` pairs), ``n_graphs`` and ``min_fraction``.
+    LayeredGraph
+        Of the graphs' class. Each node and edge carries ``graphs``, the number of graphs that hold it, and the
+        attributes of its kind combined over those graphs; for dependency graphs an edge's ``count`` is the sum,
+        ``frequency`` and ``relevance`` their means, ``sign`` the sign of that mean relevance. Graph attributes:
+        those equal in every graph, ``n_graphs`` and ``min_fraction``, and for dependency graphs ``target`` (the
+        common target, or the union of the targets as ``[level, index]`` pairs).
 
     Raises
     ------
     ValueError
-        For no graph, graphs over different levels, or ``min_fraction`` outside (0, 1].
+        For no graph, graphs of different kinds or over different levels, or ``min_fraction`` outside (0, 1].
     """
     owner = "shared_subgraph"
     items = _graph_list(graphs, owner)
     min_fraction = check_float(min_fraction, "min_fraction", owner, low=0.0, high=1.0, closed_low=False)
-    levels = items[0].levels
+    cls, levels = type(items[0]), items[0].levels
     for graph in items[1:]:
+        if type(graph) is not cls:
+            raise ValueError(
+                f"{owner} needs graphs of one kind; got a {cls.__name__} (kind {items[0].kind!r}) and a "
+                f"{type(graph).__name__} (kind {graph.kind!r}). Compare graphs of one method."
+            )
         if graph.levels != levels:
             raise ValueError(
                 f"{owner} needs graphs over the same levels; got {levels} and {graph.levels}. Compare graphs of "
                 "one analysis, or cut them to common levels with graph.subgraph(levels=...)."
             )
     needed = math.ceil(min_fraction * len(items) - 1e-9)
-    node_counts = Counter(node for g in items for node in g.nodes)
+    node_data: dict[str, list[dict]] = {}
     edge_data: dict[tuple[str, str], list[dict]] = {}
     for graph in items:
+        for node, data in graph.nodes(data=True):
+            node_data.setdefault(node, []).append(data)
         for u, v, data in graph.edges(data=True):
             edge_data.setdefault((u, v), []).append(data)
 
-    attrs = {k: v for k, v in items[0].attrs.items() if all(k in g.attrs and g.attrs[k] == v for g in items)}
-    attrs.update(target=_shared_target(items, levels[-1]), n_graphs=len(items), min_fraction=min_fraction)
-    shared = nx.DiGraph(**attrs)
-    for graph in items:
-        for node, data in graph.nodes(data=True):
-            if node_counts[node] >= needed and node not in shared:
-                shared.add_node(node, **{name: data[name] for name in ("level", "index", "depth")})
-                shared.nodes[node]["graphs"] = node_counts[node]
+    shared = nx.DiGraph(**cls._shared_attrs(items))
+    shared.graph.update(n_graphs=len(items), min_fraction=min_fraction)
+    for node, found in node_data.items():
+        if len(found) >= needed:
+            place = {name: found[0][name] for name in ("level", "index", "depth")}
+            shared.add_node(node, **place, **cls._merged("node", found), graphs=len(found))
     for (u, v), found in edge_data.items():
         if len(found) >= needed:
-            relevance = float(np.mean([d["relevance"] for d in found]))
-            shared.add_edge(
-                u,
-                v,
-                count=sum(d["count"] for d in found),
-                frequency=float(np.mean([d["frequency"] for d in found])),
-                relevance=relevance,
-                sign=1 if relevance >= 0 else -1,
-                graphs=len(found),
-            )
-    return DependencyGraph(shared)
+            shared.add_edge(u, v, **cls._merged("edge", found), graphs=len(found))
+    return cls(shared)

@@ -1,4 +1,4 @@
-"""Every file stepwise writes is written atomically (``stepwise.readwrite.atomic_write``): a figure, a table or a
+"""Every file stepwise writes is written atomically (``stepwise.core.io.atomic_write``): a figure, a table or a
 summary whose write fails half-way leaves the previous file byte for byte and no temporary file. The graph
 writers are tested in test_readwrite.py; test_source.py finds any write that bypasses the atomic writer."""
 

@@ -22,6 +22,7 @@ from hypothesis.extra import numpy as hnp
 
 from stepwise import DependencyGraph, read_graph, write_graph
 from stepwise.graphs import readwrite
+from stepwise.graphs.readwrite.codec import RESERVED as FORMAT_FIELDS
 from stepwise.ssa.select import SIGNS, outlier_mask, select_children
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:pydot")  # pydot's use of old pyparsing names
@@ -152,8 +153,8 @@ def test_children_are_at_most_branching_neurons_that_have_outliers(counts, branc
 
 # Names a writer stores as its own fields (GEXF's node 'label', JSON's edge 'source', ...), or that the schema
 # types: extra attributes are drawn among the others.
-RESERVED = {name for fmt in readwrite._RESERVED.values() for names in fmt.values() for name in names}
-SCHEMA = {"levels", "target", "level", "index", "depth", "count", "frequency", "relevance", "sign"}
+RESERVED = {name for fmt in FORMAT_FIELDS.values() for names in fmt.values() for name in names}
+SCHEMA = {"levels", "kind", "target", "level", "index", "depth", "count", "frequency", "relevance", "sign"}
 SCHEMA |= {"model", "rule", "version", "stopped_at", "stop_reason", "branching", "n_inputs", "fence"}
 
 text = st.text(max_size=12)

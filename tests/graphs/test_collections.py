@@ -20,6 +20,7 @@ from stepwise import (
     node_occurrence,
     shared_subgraph,
 )
+from tests.graphs.test_layered import TrailGraph, trail
 
 LEVELS = ["fc1", "fc2", "softmax"]
 
@@ -113,9 +114,11 @@ def test_bag_of_nodes_checks_its_input():
         bag_of_nodes([graph(0)], weight="frequencies")
     with pytest.raises(ValueError, match="at least 1 graph"):
         bag_of_nodes([])
-    with pytest.raises(TypeError, match="needs DependencyGraph objects; got a DiGraph"):
+    with pytest.raises(
+        TypeError, match=r"needs DependencyGraph objects, or graphs of another kind \(LayeredGraph\); got a DiGraph"
+    ):
         bag_of_nodes([graph(0).to_networkx()])
-    with pytest.raises(TypeError, match="a list of DependencyGraph or a dict"):
+    with pytest.raises(TypeError, match="a list of graphs .* or a dict"):
         bag_of_nodes(graph(0))
 
 
@@ -204,6 +207,7 @@ def test_shared_subgraph_of_all_graphs():
     assert shared.target == [["softmax", 0], ["softmax", 1], ["softmax", 2]]
     assert shared.attrs == {
         "levels": LEVELS,
+        "kind": "dependency",
         "target": shared.target,
         "n_inputs": 10,
         "rule": "gradient",
@@ -271,7 +275,9 @@ def test_interconnectedness_and_node_occurrence():
         "fc1:6": 2,
     }
     assert list(counts.index) == list(bag_of_nodes([A, B, C]).columns) and counts.name == "graphs"
-    with pytest.raises(TypeError, match="interconnectedness needs a DependencyGraph"):
+    with pytest.raises(
+        TypeError, match=r"interconnectedness needs a graph \(a DependencyGraph or another LayeredGraph\)"
+    ):
         interconnectedness([A])
 
 
@@ -287,3 +293,88 @@ def test_public_names():
         "ClusterResult",
     ):
         assert name in stepwise.__all__ and hasattr(stepwise, name)
+
+
+# ------------------------------------------------------------------------------------------- any kind
+
+
+def random_trails(n: int, seed: int) -> list[TrailGraph]:
+    """Graphs of the test kind (tests/graphs/test_layered.py) with random node sets over its levels."""
+    rng = np.random.default_rng(seed)
+    graphs = []
+    for _ in range(n):
+        edges = {}
+        for k in rng.choice(6, size=2, replace=False):
+            edges[("high:0", f"mid:{k}")] = float(rng.integers(1, 5))
+            for j in rng.choice(9, size=2, replace=False):
+                edges[(f"mid:{k}", f"low:{j}")] = float(rng.integers(1, 5))
+        graphs.append(TrailGraph(trail(edges)))
+    return graphs
+
+
+def test_node_set_functions_take_graphs_of_any_kind():
+    graphs = random_trails(6, seed=4)
+    sets = [set(g.nodes) for g in graphs]
+    place = {n: (d["depth"], d["level"], d["index"]) for g in graphs for n, d in g.nodes(data=True)}
+    columns = sorted(set().union(*sets), key=place.__getitem__)
+    frame = bag_of_nodes(graphs)
+    assert list(frame.index) == list(range(6)) and list(frame.columns) == columns  # no target: rows by position
+    assert frame.to_numpy().tolist() == [[int(c in s) for c in columns] for s in sets]
+    assert list(bag_of_nodes({f"g{i}": g for i, g in enumerate(graphs)}).index) == [f"g{i}" for i in range(6)]
+
+    jaccard = jaccard_matrix(graphs).to_numpy()
+    expected = [[len(a & b) / len(a | b) for b in sets] for a in sets]
+    np.testing.assert_allclose(jaccard, expected, rtol=4 * np.finfo(float).eps, atol=0)
+
+    counts = node_occurrence(graphs)
+    assert counts.to_dict() == {c: sum(c in s for s in sets) for c in columns} and list(counts.index) == columns
+
+    result = cluster_graphs(graphs, n_clusters=2)
+    x = np.array([[float(c in s) for c in columns] for s in sets])
+    tree = linkage(x / np.linalg.norm(x, axis=1, keepdims=True), method="ward")
+    np.testing.assert_allclose(result.linkage, tree, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(result.labels.to_numpy(), fcluster(tree, 2, criterion="maxclust"))
+
+    for g in graphs:
+        parents = interconnectedness(g)
+        assert parents.to_dict() == dict(g.to_networkx().in_degree())
+        assert list(parents.index) == sorted(g.nodes, key=lambda n: (g.nodes[n]["depth"], g.nodes[n]["index"]))
+
+    with pytest.raises(ValueError, match=r"weight='frequency' needs the edge attribute 'frequency', which the edge"):
+        bag_of_nodes(graphs, weight="frequency")
+
+
+def test_shared_subgraph_of_another_kind():
+    one = TrailGraph(trail({("high:0", "mid:1"): 1.0, ("mid:1", "low:3"): 2.0}, seed=1))
+    two = TrailGraph(trail({("high:0", "mid:1"): 3.0, ("mid:2", "low:3"): 4.0}, seed=1))
+    shared = shared_subgraph([one, two])
+    assert type(shared) is TrailGraph and shared.kind == "trail"
+    assert shared.attrs == {
+        "levels": ["low", "mid", "high"],
+        "seed": 1,
+        "kind": "trail",
+        "n_graphs": 2,
+        "min_fraction": 1.0,
+    }
+    # a node's declared int (size, index + 1 in both) is summed, an edge's float (flow) averaged
+    assert dict(shared.nodes(data=True)) == {
+        "high:0": {"level": "high", "index": 0, "depth": 0, "size": 2, "graphs": 2},
+        "mid:1": {"level": "mid", "index": 1, "depth": 1, "size": 4, "graphs": 2},
+        "low:3": {"level": "low", "index": 3, "depth": 2, "size": 8, "graphs": 2},
+    }
+    assert {e: shared.edges[e] for e in shared.edges} == {("high:0", "mid:1"): {"flow": 2.0, "graphs": 2}}
+    half = shared_subgraph([one, two], min_fraction=0.5)
+    assert set(half.edges) == {("high:0", "mid:1"), ("mid:1", "low:3"), ("mid:2", "low:3")}
+    assert half.edges["mid:2", "low:3"] == {"flow": 4.0, "graphs": 1}
+    with pytest.raises(
+        ValueError, match=r"shared_subgraph needs graphs of one kind; got a TrailGraph \(kind 'trail'\)"
+    ):
+        shared_subgraph([one, A])
+
+
+def test_dependency_results_equal_the_node_metrics():
+    for g in random_graphs(5, seed=7):
+        metrics = g.node_metrics()
+        weights = bag_of_nodes([g], weight="frequency").iloc[0]
+        assert weights[metrics.index].to_dict() == metrics["frequency"].to_dict()
+        pd.testing.assert_series_equal(interconnectedness(g), metrics["interconnectedness"])

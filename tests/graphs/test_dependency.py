@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import ast
-from pathlib import Path
-
 import networkx as nx
 import numpy as np
 import pytest
 
-import stepwise
-import stepwise.graphs.dependency
 from stepwise import DependencyGraph
 from stepwise.graphs.dependency import node_key
 
@@ -132,7 +127,7 @@ def test_missing_edge_attributes_are_named():
         (lambda g: g.edges["fc2:1", "fc1:5"].update(sign=0), r"sign=0; sign must be \+1 or -1"),
         (
             lambda g: g.add_edge("input:4", "fc1:5", count=1, frequency=0.1, relevance=0.1, sign=1),
-            r"The graph has a cycle, 'fc1:5' -> 'input:4' -> 'fc1:5': edges run from a neuron",
+            r"The graph has a cycle, 'fc1:5' -> 'input:4' -> 'fc1:5': edges run from a node to one of a lower level",
         ),
         (
             lambda g: (
@@ -143,7 +138,7 @@ def test_missing_edge_attributes_are_named():
         ),
         (
             lambda g: g.nodes["fc1:5"].update(index=-5) or nx.relabel_nodes(g, {"fc1:5": "fc1:-5"}, copy=False),
-            r"Node 'fc1:-5' has index -5; a neuron's index is at least 0",
+            r"Node 'fc1:-5' has index -5; an index is at least 0",
         ),
         (lambda g: g.edges["fc2:1", "fc1:5"].update(count=0), r"count=0; count is the number of inputs"),
         (lambda g: g.edges["fc2:1", "fc1:5"].update(frequency=1.5), r"frequency=1.5; .* in \(0, 1\]"),
@@ -258,28 +253,6 @@ def test_top_neurons_checks_its_parameters(graph):
 # ------------------------------------------------------------------------------------------- imports
 
 
-def _imported_modules(path: Path) -> set[str]:
-    """Top-level packages a module imports at run time (``if TYPE_CHECKING:`` blocks left out)."""
-    names: set[str] = set()
-
-    def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
-            return
-        if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module.split(".")[0])
-        for child in ast.iter_child_nodes(node):
-            visit(child)
-
-    visit(ast.parse(path.read_text()))
-    return names
-
-
-def test_graph_module_does_not_import_torch():
-    assert "torch" not in _imported_modules(Path(stepwise.graphs.dependency.__file__))
-
-
 def test_a_cycle_is_named_the_same_whatever_the_order_of_the_nodes() -> None:
     # A cycle through three levels; the message starts at its top-most neuron whatever order the graph was built in.
     messages = set()
@@ -301,3 +274,18 @@ def test_a_cycle_is_named_the_same_whatever_the_order_of_the_nodes() -> None:
         messages.add(str(error.value))
     assert len(messages) == 1
     assert "The graph has a cycle, 'fc2:1' -> 'fc1:5' -> 'input:4' -> 'fc2:1'" in messages.pop()
+
+
+def test_kind_and_stop_are_properties(graph):
+    assert graph.kind == "dependency" and graph.attrs["kind"] == "dependency"
+    assert graph.stopped_at is None and graph.stop_reason is None  # reached the bottom level
+    g = make_graph(EDGES)
+    g.graph.update(stopped_at="fc1 <- fc2", stop_reason="no neuron of 'fc1' is a positive Tukey outlier")
+    stopped = DependencyGraph(g)
+    assert (stopped.stopped_at, stopped.stop_reason) == ("fc1 <- fc2", g.graph["stop_reason"])
+    g.graph["stopped_at"] = 3
+    with pytest.raises(ValueError, match=r"The graph attribute 'stopped_at' is 3 \(int\): it must be a str"):
+        DependencyGraph(g)
+    g = make_graph(EDGES)
+    g.graph["kind"] = "dependency"
+    assert DependencyGraph(g) == graph  # an explicit kind is the same graph

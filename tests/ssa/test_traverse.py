@@ -1,4 +1,4 @@
-"""The traversal: DESIGN.md's graph schema, an independent re-computation, the early stop on a trained model."""
+"""The traversal: docs/design.md's graph schema, an independent re-computation, the early stop on a trained model."""
 
 from __future__ import annotations
 
@@ -43,6 +43,7 @@ def test_graph_schema() -> None:
     g = graph.to_networkx()
     assert isinstance(g, nx.DiGraph)
     assert g.graph == {
+        "kind": "dependency",
         "model": "Sequential",
         "levels": levels,
         "target": 3,
