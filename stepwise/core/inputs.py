@@ -6,6 +6,7 @@ They live apart from :mod:`stepwise.core.validation`, which stays free of torch 
 from __future__ import annotations
 
 import numbers
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -13,9 +14,9 @@ import torch
 from torch import Tensor, nn
 
 from .hooks import all_finite, check_has_values, model_device_dtype
-from .typing import Seed
+from .typing import Inputs, Seed
 
-__all__ = ["make_generator", "single_input"]
+__all__ = ["make_generator", "single_input", "stack_inputs"]
 
 _SHAPES = "(C, H, W) or (1, C, H, W), or (D,) or (1, D) for a vector input"
 
@@ -124,3 +125,45 @@ def make_generator(seed: Seed, owner: str) -> torch.Generator:
             f"numpy.random.Generator or None. Got {seed!r} instead."
         )
     return generator
+
+
+def stack_inputs(inputs: Inputs) -> Tensor:
+    """One tensor (N, ...) from a tensor, or from an iterable of tensors or of (x, y) batches (a DataLoader).
+
+    Raises
+    ------
+    TypeError
+        If ``inputs`` is neither a tensor nor an iterable of tensors or (x, y) batches.
+    ValueError
+        If there is no input, or the batches do not share one input shape; inputs on the meta device.
+    """
+    if isinstance(inputs, Tensor):
+        data = inputs
+    elif isinstance(inputs, Iterable) and not isinstance(inputs, (str, bytes, dict, np.ndarray)):
+        parts = []
+        for item in inputs:
+            x = item[0] if isinstance(item, (tuple, list)) and item else item
+            if not isinstance(x, Tensor):
+                raise TypeError(
+                    f"inputs yielded a {type(x).__name__}; expected tensors or (x, y) batches of tensors, "
+                    "as a DataLoader gives them."
+                )
+            parts.append(x)
+        if not parts:
+            raise ValueError("inputs is empty: pass at least one input.")
+        try:
+            data = torch.cat(parts)
+        except RuntimeError as error:
+            raise ValueError(
+                f"The batches of inputs do not share one input shape ({error}): pass batches of one input shape, "
+                "batch dimension first."
+            ) from error
+    else:
+        raise TypeError(
+            f"inputs must be a torch.Tensor (N, ...) or an iterable of tensors or (x, y) batches; got "
+            f"{type(inputs).__name__}. Convert arrays with torch.as_tensor."
+        )
+    if data.dim() == 0 or data.shape[0] == 0:
+        raise ValueError(f"inputs is empty (shape {tuple(data.shape)}): pass at least one input.")
+    check_has_values(data, "inputs")
+    return data

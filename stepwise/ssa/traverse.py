@@ -23,9 +23,11 @@ from tqdm.auto import tqdm
 from stepwise._version import __version__
 from .checkpoint import Checkpoint, checkpoint_path, model_digest, tensor_digest
 from stepwise.graphs.dependency import DependencyGraph, node_key
-from .closed_form import ClosedFormStep, LayerStep, Scratch, plan_closed_form
+from .closed_form import ClosedFormStep, LayerStep, Scratch
+from .plan import plan_closed_form
 from stepwise.core.levels import SOFTMAX, LevelInfo, resolve_levels
-from stepwise.core.hooks import all_finite, analysis_mode, check_has_values, forward_pass, model_device_dtype
+from stepwise.core.hooks import all_finite, analysis_mode, forward_pass, model_device_dtype
+from stepwise.core.inputs import stack_inputs
 from .step import step_forward
 from .relevance import RULES, step_relevance
 from .select import SIGNS, outlier_mask, select_children
@@ -50,40 +52,6 @@ class _StepStats:
     counts: Tensor  # (n_neurons, K) int64: inputs in which k is an outlier for n
     omega_sum: Tensor  # (n_neurons, K) float64: sum of ω over inputs
     omega: Tensor | None  # (n_neurons, N, K) when asked for
-
-
-def _stack_inputs(inputs: object) -> Tensor:
-    """One tensor (N, ...) from a tensor, or from an iterable of tensors or of (x, y) batches."""
-    if isinstance(inputs, Tensor):
-        data = inputs
-    elif isinstance(inputs, Iterable) and not isinstance(inputs, (str, bytes, dict, np.ndarray)):
-        parts = []
-        for item in inputs:
-            x = item[0] if isinstance(item, (tuple, list)) and item else item
-            if not isinstance(x, Tensor):
-                raise TypeError(
-                    f"inputs yielded a {type(x).__name__}; expected tensors or (x, y) batches of tensors, "
-                    "as a DataLoader gives them."
-                )
-            parts.append(x)
-        if not parts:
-            raise ValueError("inputs is empty: pass at least one input.")
-        try:
-            data = torch.cat(parts)
-        except RuntimeError as error:
-            raise ValueError(
-                f"The batches of inputs do not share one input shape ({error}): pass batches of one input shape, "
-                "batch dimension first."
-            ) from error
-    else:
-        raise TypeError(
-            f"inputs must be a torch.Tensor (N, ...) or an iterable of tensors or (x, y) batches; got "
-            f"{type(inputs).__name__}. Convert arrays with torch.as_tensor."
-        )
-    if data.dim() == 0 or data.shape[0] == 0:
-        raise ValueError(f"inputs is empty (shape {tuple(data.shape)}): pass at least one input.")
-    check_has_values(data, "inputs")
-    return data
 
 
 class StepwiseSensitivity:
@@ -174,7 +142,7 @@ class StepwiseSensitivity:
     def _prepare(self, inputs: object) -> tuple[Tensor, list[LevelInfo], dict[int, ClosedFormStep], int]:
         """Stack and check the inputs, resolve the levels and the closed-form steps (cached per input
         signature), pick the batch size."""
-        data = _stack_inputs(inputs)
+        data = stack_inputs(inputs)
         device, dtype = model_device_dtype(self.model)
         if data.is_floating_point() and dtype is not None and data.dtype != dtype:
             raise TypeError(

@@ -10,7 +10,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 import stepwise
-from stepwise.ssa.closed_form import BlockStep, LayerStep, _Unit, plan_closed_form
+from stepwise.ssa.closed_form import BlockStep, LayerStep, Unit
+from stepwise.ssa.plan import plan_closed_form
 from stepwise.core.levels import resolve_levels
 
 
@@ -245,7 +246,7 @@ def test_relu_window_counts_equal_the_separable_counts(
 ) -> None:
     # The blocked float count over ReLU masks against the plain tensordot of the mask with V, per offset.
     monkeypatch.setattr("stepwise.ssa.closed_form._EXACT_FLOAT32_COUNT", exact_float32_count)
-    unit = _Unit(conv, activation=nn.ReLU())
+    unit = Unit(conv, activation=nn.ReLU())
     x = torch.randn(5, 2, 9, 11)
     unit.input_size = tuple(x.shape[2:])
     z = conv(x).detach()
