@@ -9,22 +9,33 @@ into ``results/figures/``:
 - ``relevance_heatmap.png`` (Fig. 2b): ω of that softmax neuron over level ``3``, on four of those inputs
   (each row divided by its largest |ω|: the softmax saturates on confidently classified inputs);
 - ``dependency_graph.png`` (Fig. 3): the dependency graph of that class;
-- ``clustermap.png`` (Fig. 4a): the bag-of-nodes vectors of the eight class graphs, Ward on cosine geometry.
+- ``dependency_graph_stopped.png``: the graph of a class whose traversal stopped (the smallest graph): the level
+  where it stopped is an empty row with the reason, the levels below it are marked as not reached;
+- ``dependency_graph_large.png``: a large graph, the traversal of a ResNet-18-shaped network with random weights
+  (``examples/networks.py``; fence 1.0, 16 random inputs, ten levels: the stem, the eight blocks, the softmax):
+  each level shows its 12 most frequent neurons and counts the others;
+- ``clustermap.png`` (Fig. 4a): the bag-of-nodes vectors of the eight class graphs, Ward on cosine geometry, each
+  graph's target left out of the columns.
 
 Run from the repository root: ``python examples/figures.py``.
 """
 
 from __future__ import annotations
 
+import sys
+import warnings
 from pathlib import Path
 
 import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-import stepwise
-from stepwise.core.io import save_figure
-from stepwise.plot import (
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from networks import resnet18_shaped  # noqa: E402
+
+import stepwise  # noqa: E402
+from stepwise.core.io import save_figure  # noqa: E402
+from stepwise.plot import (  # noqa: E402
     plot_clustermap,
     plot_graph,
     plot_outlier_frequency,
@@ -60,6 +71,17 @@ def trained_mlp(generator: torch.Generator) -> tuple[nn.Module, torch.Tensor, to
     return model.eval(), inputs, labels
 
 
+def resnet_graph() -> stepwise.DependencyGraph:
+    """The dependency graph of class 3 of a ResNet-18-shaped network with random weights, on 16 random inputs
+    (float64): the stem's activation, the eight block outputs and the softmax, fence 1.0 (some 400 neurons)."""
+    generator = torch.Generator().manual_seed(SEED)
+    model = resnet18_shaped(num_classes=10, seed=SEED).double()
+    inputs = torch.randn(16, 3, 32, 32, generator=generator, dtype=torch.float64)
+    blocks = [f"layer{stage}.{block}" for stage in range(1, 5) for block in range(2)]
+    ssa = stepwise.StepwiseSensitivity(model, ["relu", *blocks, "softmax"], fence=1.0)
+    return ssa.dependency_graph(inputs, target=3)
+
+
 def save(fig: Figure, name: str) -> None:
     path = OUT / name
     save_figure(fig, path, dpi=100)  # atomically; closes the figure
@@ -72,9 +94,12 @@ def main() -> None:
     accuracy = (model(inputs).argmax(1) == labels).float().mean().item()
     print(f"training accuracy {accuracy:.2f} on {len(labels)} inputs, {N_CLASSES} classes")
     ssa = stepwise.StepwiseSensitivity(model, ["input", "1", "3", "softmax"], sign="both")
-    graphs = {f"class {c}": ssa.dependency_graph(inputs[labels == c], target=c) for c in range(N_CLASSES)}
+    with warnings.catch_warnings(record=True):  # some traversals stop early; their graphs say where and why
+        warnings.simplefilter("always", UserWarning)
+        graphs = {f"class {c}": ssa.dependency_graph(inputs[labels == c], target=c) for c in range(N_CLASSES)}
     for name, graph in graphs.items():
-        print(f"{name}: {graph}")
+        stopped = graph.attrs.get("stopped_at")
+        print(f"{name}: {graph}" + (f", stopped at {stopped}" if stopped else ""))
 
     OUT.mkdir(parents=True, exist_ok=True)
     focus = max(range(N_CLASSES), key=lambda c: len(graphs[f"class {c}"]))
@@ -85,9 +110,17 @@ def main() -> None:
     omega = ssa.relevance(own[:4], upper="softmax", lower="3", neurons=focus)
     save(plot_relevance_heatmap(omega[0], level="3", per_row=True), "relevance_heatmap.png")
     save(plot_graph(graphs[f"class {focus}"]), "dependency_graph.png")
+    stopped = [name for name, graph in graphs.items() if "stopped_at" in graph.attrs]
+    if stopped:
+        smallest = min(stopped, key=lambda name: (len(graphs[name]), name))
+        print(f"a traversal that stopped: {smallest}, at {graphs[smallest].attrs['stopped_at']}")
+        save(plot_graph(graphs[smallest]), "dependency_graph_stopped.png")
+    large = resnet_graph()
+    print(f"a large graph: {large}")
+    save(plot_graph(large), "dependency_graph_large.png")
     result = stepwise.cluster_graphs(graphs, n_clusters=3)
     print(f"{result}; clusters: {result.labels.to_dict()}")
-    save(plot_clustermap(result, figsize=(9, 5)), "clustermap.png")
+    save(plot_clustermap(result), "clustermap.png")  # sized to label every column
 
 
 if __name__ == "__main__":

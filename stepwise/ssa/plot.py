@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -14,8 +15,21 @@ from stepwise.graphs.draw import as_array, new_axes
 
 __all__ = ["plot_outlier_frequency", "plot_relevance_heatmap"]
 
-#: Bars with tick labels at most; beyond that the x axis is only annotated.
-_MAX_TICK_LABELS = 40
+_TICK = 0.12  # inches a rotated 7-point tick label needs along the x axis
+_WIDEST = 16.0  # inches: the widest figure these functions make themselves
+
+
+def _stride(n_ticks: int, width: float) -> int:
+    """Label every k-th of ``n_ticks`` ticks so that the labels fit ``width`` inches: k = 1 when they all fit."""
+    return max(1, math.ceil(n_ticks * _TICK / max(width, 0.5)))
+
+
+def _axes_width(ax: Axes) -> float:
+    return ax.get_position().width * ax.figure.get_figwidth()
+
+
+def _every(stride: int, what: str) -> str:
+    return "" if stride == 1 else f" (one label every {stride} {what})"
 
 
 def plot_outlier_frequency(
@@ -38,8 +52,10 @@ def plot_outlier_frequency(
     Returns
     -------
     matplotlib.figure.Figure
-        One bar per lower neuron with a count of at least 1, highest first (ties by index), labelled by index;
-        the title gives the number of unique outliers and their share of the level.
+        One bar per lower neuron with a count of at least 1, highest first (ties by index), labelled by index
+        (every bar when the labels fit the axes, else every k-th, as the x label says); the title gives the
+        number of unique outliers and their share of the level. A new figure is sized to label every bar, up to
+        16 inches wide.
 
     Raises
     ------
@@ -51,18 +67,23 @@ def plot_outlier_frequency(
         raise ValueError("counts_row must hold non-negative integer counts, as outlier_counts returns them.")
     outliers = np.flatnonzero(counts >= 1)
     order = outliers[np.argsort(-counts[outliers], kind="stable")]
-    fig, ax = new_axes(ax, (max(4.0, min(12.0, 0.25 * len(order) + 2)), 3.5))
-    ax.bar(np.arange(len(order)), counts[order], color="tab:red", width=0.8)
-    if len(order) <= _MAX_TICK_LABELS:
-        ax.set_xticks(np.arange(len(order)), [str(k) for k in order], rotation=90, fontsize=7)
+    margin = 0.9  # inches of the y axis' labels beside the bars, in a figure made here
+    if ax is None:
+        fig, ax = new_axes(None, (max(6.0, min(_WIDEST, 1.25 * _TICK * len(order) + margin + 0.3)), 3.5))
+        width = fig.get_figwidth() - margin
     else:
-        ax.set_xticks([])
-    ax.set_xlabel(f"neurons of {level}" if level else "lower neurons", fontsize=9)
+        fig, width = ax.figure, _axes_width(ax)
+    ax.bar(np.arange(len(order)), counts[order], color="tab:red", width=0.8)
+    stride = _stride(len(order), width)
+    ticks = np.arange(0, len(order), stride)
+    ax.set_xticks(ticks, [str(k) for k in order[ticks]], rotation=90, fontsize=7)
+    what = f"neurons of {level}" if level else "lower neurons"
+    ax.set_xlabel(what + _every(stride, "bars"), fontsize=9)
     ax.set_ylabel("inputs with the neuron as outlier", fontsize=9)
     share = len(order) / len(counts) if len(counts) else 0.0
     of = f"the {len(counts)} neurons" + (f" of {level}" if level else "")
-    title = f"{len(order)} unique outliers ({share:.1%} of {of})"
-    ax.set_title(title + (f" for {neuron}" if neuron else ""), fontsize=10)
+    title = f"{len(order)} unique outliers ({share:.1%} of {of})" + (f" for {neuron}" if neuron else "")
+    ax.set_title(title, fontsize=10, wrap=True)  # broken into lines at the figure's edges when it is too long
     ax.set_xlim(-0.5, max(len(order), 1) - 0.5)
     return fig
 
@@ -98,6 +119,8 @@ def plot_relevance_heatmap(
     Returns
     -------
     matplotlib.figure.Figure
+        Columns labelled by neuron index: every column when the labels fit the axes (a new figure is sized for
+        them, up to 16 inches wide), else every k-th, as the x label says.
 
     Raises
     ------
@@ -112,10 +135,29 @@ def plot_relevance_heatmap(
     if per_row:
         largest = np.abs(omega).max(axis=1, keepdims=True)
         omega = omega / np.where(largest > 0, largest, 1.0)
-    fig, ax = new_axes(ax, (8.0, 0.5 * len(omega) + 1.5))
+    n_lower = omega.shape[1]
+    rows = max((len(str(label)) for label in labels), default=0) * 0.6 * 10 / 72 + 0.3  # inches of row labels
+    margin = rows + 1.3  # and of the colour bar with its label, beside the cells
+    if ax is None:
+        fig, ax = new_axes(None, (max(6.0, min(_WIDEST, _TICK * n_lower + margin + 0.2)), 0.5 * len(omega) + 1.6))
+        width = fig.get_figwidth() - margin
+    else:
+        fig, width = ax.figure, 0.85 * _axes_width(ax)  # seaborn's colour bar takes 15 % of the axes
+    stride = _stride(n_lower, width)
     label = "ω / max |ω| of the row" if per_row else "ω"
     limit = float(np.abs(omega).max()) or 1.0  # symmetric about ω = 0, and defined for rows of zeros
-    sns.heatmap(omega, ax=ax, cmap=cmap, vmin=-limit, vmax=limit, yticklabels=labels, cbar_kws={"label": label})
-    ax.set_xlabel(f"neurons of {level}" if level else "lower neurons", fontsize=9)
+    sns.heatmap(
+        omega,
+        ax=ax,
+        cmap=cmap,
+        vmin=-limit,
+        vmax=limit,
+        xticklabels=stride,
+        yticklabels=labels,
+        cbar_kws={"label": label},
+    )
+    what = f"neurons of {level}" if level else "lower neurons"
+    ax.set_xlabel(what + _every(stride, "columns"), fontsize=9)
+    ax.tick_params(axis="x", labelsize=7, rotation=90)
     ax.tick_params(axis="y", rotation=0)
     return fig
