@@ -58,7 +58,7 @@ def analyse(model: torch.nn.Module, data: DigitsData) -> dict[str, object]:
     ssa = stepwise.StepwiseSensitivity(model, LEVELS)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        graphs = {str(c): ssa.dependency_graph(confident_inputs(model, data, c), target=c) for c in range(10)}
+        graphs = {str(c): ssa.dependency_graph(x, target=c) for c, x in confident_inputs(model, data).items()}
     result = stepwise.cluster_graphs(graphs, n_clusters=N_CLUSTERS)
     first = [CLASSES[int(i)] for i in result.linkage[0, :2]]
     with torch.no_grad():

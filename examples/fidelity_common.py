@@ -1,8 +1,8 @@
 """What the fidelity experiments share: where results go, how inputs are chosen, how results are written.
 
-Inputs are chosen as the SSA paper chose them and as ``stepwise demo`` does: per class, the first (in data order)
-``n`` training images that the model classifies correctly with probability at least 0.99. Every analysis runs
-in float64, where the softmax of a confident input does not round to exactly 1.
+Inputs are chosen as the SSA paper chose them and as ``stepwise demo`` does, with :func:`stepwise.select_inputs`: per
+class, the first (in data order) ``n`` training images that the model classifies correctly with probability at least
+0.99. Every analysis runs in float64, where the softmax of a confident input does not round to exactly 1.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-import torch
 from torch import Tensor, nn
 
+import stepwise
 from stepwise.core.io import save_figure, write_file
 from stepwise.models import DigitsCNN, DigitsData, digits_cnn
 
@@ -36,14 +36,14 @@ def float64_model(state: Mapping[str, Tensor] | None = None) -> DigitsCNN:
     return model.double().eval()
 
 
-def confident_inputs(model: nn.Module, data: DigitsData, c: int, n: int = PER_CLASS) -> Tensor:
-    """Up to ``n`` training images of class ``c`` classified as ``c`` with probability >= 0.99, (n, 1, 16, 16)."""
+def confident_inputs(model: nn.Module, data: DigitsData, n: int = PER_CLASS) -> dict[int, Tensor]:
+    """Per class c, up to ``n`` training images labelled c that the model classifies as c with probability >= 0.99,
+    the first in data order (:func:`stepwise.select_inputs`): {c: images of shape (k, 1, 16, 16), float64}."""
     images = data.images[data.train].double()
-    labels = data.labels[data.train]
-    with torch.no_grad():
-        probabilities = torch.softmax(model(images), dim=1)
-    chosen = (labels == c) & (probabilities.argmax(1) == c) & (probabilities[:, c] >= MIN_PROBABILITY)
-    return images[chosen][:n]
+    chosen = stepwise.select_inputs(
+        model, images, data.labels[data.train], classes=range(10), min_probability=MIN_PROBABILITY, max_per_class=n
+    )
+    return {c: images[index] for c, index in chosen.items()}
 
 
 def save_json(name: str, record: object) -> Path:

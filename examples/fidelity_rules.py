@@ -92,7 +92,7 @@ def graphs(model: torch.nn.Module, levels: list[str], rule: str, inputs: dict[in
 def main() -> dict:
     data = digits_data()
     model = float64_model()
-    inputs = {c: confident_inputs(model, data, c) for c in range(10)}
+    inputs = confident_inputs(model, data)
     widths = {info.name: info.n_neurons for info in resolve_levels(model, data.images[:2].double(), LEVELS)}
 
     results: dict[str, list[dict]] = {}

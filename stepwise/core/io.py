@@ -118,7 +118,10 @@ def save_figure(fig: Figure, path: str | PathLike, *, dpi: int = DPI) -> None:
     path = Path(path)
     buffer = io.BytesIO()
     try:
-        fig.savefig(buffer, format=path.suffix.lstrip(".") or "png", dpi=dpi, bbox_inches="tight")
+        fmt = path.suffix.lstrip(".").lower() or "png"
+        # No "Software" entry naming matplotlib's version: the same figure gives the same file on any machine.
+        metadata = {"Software": None} if fmt == "png" else None
+        fig.savefig(buffer, format=fmt, dpi=dpi, bbox_inches="tight", metadata=metadata)
     finally:
         plt.close(fig)
     write_file(path, buffer.getvalue())

@@ -77,7 +77,7 @@ def test_every_file_is_written_through_atomic_write():
 UNPICKLERS = {"pickle", "_pickle", "cPickle", "cloudpickle", "dill", "joblib", "shelve", "marshal"}
 # (file, call): why the call may unpickle.
 TRUSTED_AS_CODE = {
-    ("stepwise/cli/__init__.py", "torch.export.load"): (
+    ("stepwise/cli/loading.py", "torch.export.load"): (
         "--model FILE.pt2 is the user's own model, a program, trusted as --model package.module:factory is: "
         "torch.export.load unpickles parts of the archive"
     ),

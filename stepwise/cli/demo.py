@@ -1,0 +1,79 @@
+"""``stepwise demo``: the shipped digits CNN (:mod:`stepwise.models`) end to end, offline: a dependency graph per
+class, their clustering, a perturbation ranking of one image per class, and the summary."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from stepwise.cli.analyse import run_analysis
+from stepwise.cli.loading import Data, Setup, check_checkpoint_folder, check_levels, command_line, output_folder
+from stepwise.cli.options import (
+    DTYPES,
+    Formatter,
+    add_common_options,
+    add_levels_option,
+    add_perturb_options,
+    add_selection_options,
+    add_ssa_options,
+)
+from stepwise.cli.progress import Progress
+
+__all__ = ["register", "run"]
+
+
+def register(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add ``demo`` to the subcommands of ``stepwise``."""
+    parser = commands.add_parser(
+        "demo",
+        formatter_class=Formatter,
+        help="the shipped digits CNN end to end, offline",
+        description="The shipped digits CNN (stepwise.models.digits_cnn) on scikit-learn's bundled digits, offline: "
+        "for each class, a dependency graph from up to --max-images inputs classified correctly with probability "
+        ">= --min-probability; the bag-of-nodes clustering of the graphs; a perturbation ranking of the first of "
+        "those inputs per class. Writes per class the graph (GraphML, JSON), its layered drawing and the outlier "
+        "frequencies of the class neuron; the clustermap; the perturbation table and patches figure; summary.md and "
+        "summary.json (results: a rerun rewrites them unchanged unless a result differs), timings.json (this run's "
+        "stage timings).",
+    )
+    parser.add_argument(
+        "--split",
+        choices=("train", "test", "all"),
+        default="train",
+        help="which images to choose from (the SSA paper chose training images)",
+    )
+    add_selection_options(parser)
+    add_levels_option(parser)
+    add_ssa_options(parser)
+    add_perturb_options(parser)
+    add_common_options(parser, "results/demo")
+    parser.set_defaults(run=run, parser=parser)
+    return parser
+
+
+def run(args: argparse.Namespace, progress: Progress) -> Path:
+    """Run ``stepwise demo``; return the output folder."""
+    from stepwise.models import digits_cnn, digits_data
+
+    out = output_folder(args.out)
+    check_checkpoint_folder(args.checkpoint)
+    with progress.stage("loading"):
+        dtype = DTYPES[args.dtype]
+        model = digits_cnn().to(dtype)
+        digits = digits_data()
+        data = Data(digits.images.to(dtype), digits.labels, source="stepwise.models.digits_data()")
+        levels = check_levels(model, data.inputs[:2], args.levels, "stepwise.models:digits_cnn")
+    setup = Setup(model, "stepwise.models.digits_cnn()", data, 10, levels, command_line(args))
+    split = {"train": digits.train, "test": digits.test, "all": None}[args.split]
+    pool = f"the {args.split} split, {len(split)} images" if split is not None else "all images"
+    run_analysis(
+        setup,
+        args,
+        out,
+        progress,
+        title="stepwise demo: the shipped digits CNN",
+        perturbation=True,
+        among=split,
+        pool=f"{pool}; input numbers index digits_data().images",
+    )
+    return out
