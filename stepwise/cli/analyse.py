@@ -229,8 +229,7 @@ def _cluster(runs: Mapping[int, GraphRun], n_clusters: int, out: Path, progress:
         occurrence = node_occurrence(graphs)
         frame = bag_of_nodes(graphs)
     with progress.stage("writing graphs and figures"):
-        width = max(6.0, min(24.0, 0.12 * frame.shape[1] + 3))
-        save_figure(result.plot(figsize=(width, max(4.0, 0.45 * len(graphs) + 2.5))), out / "clustermap.png")
+        save_figure(result.plot(), out / "clustermap.png")  # sized to label every neuron column
         write_file(out / "bag_of_nodes.csv", frame.to_csv(index_label="graph"))
     flat = {} if result.labels is None else {str(k): int(v) for k, v in result.labels.items()}
     return _Clusters(
