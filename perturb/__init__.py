@@ -8,6 +8,7 @@ captured with :mod:`stepwise.levels`.
 """
 
 from .deconvnet import Patch, patches, plot_patches
+from .many import rank_many
 from .ranking import METRICS, OUTPUTS, NeuronRanking, rank_neurons, resample
 from .similarity import agreement, jaccard
 
@@ -20,6 +21,7 @@ __all__ = [
     "jaccard",
     "patches",
     "plot_patches",
+    "rank_many",
     "rank_neurons",
     "resample",
 ]
