@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 from torch import Tensor
 
+from stepwise.cli.distributed import add_options as add_worker_options
+from stepwise.cli.distributed import executor_from
 from stepwise.cli.loading import Setup, check_checkpoint_folder, load_setup, output_folder
 from stepwise.cli.options import (
     Formatter,
@@ -28,6 +30,7 @@ from stepwise.core.io import save_figure, write_file
 
 if TYPE_CHECKING:
     from stepwise.graphs.dependency import DependencyGraph
+    from stepwise.ssa.traverse import StepwiseSensitivity
 
 __all__ = ["GraphRun", "register", "run", "run_analysis"]
 
@@ -46,6 +49,7 @@ def register(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     add_model_options(parser)
     add_selection_options(parser)
     add_ssa_options(parser)
+    add_worker_options(parser)
     add_common_options(parser, "results/analyse")
     parser.set_defaults(run=run, parser=parser)
     return parser
@@ -184,33 +188,59 @@ def _graphs(
     )
     runs: dict[int, GraphRun] = {}
     chosen = {c: index for c, index in selection.indices.items() if len(index)}
-    with progress.bar(len(chosen), "dependency graphs") as bar:
+    for c, (graph, warning) in _traversals(ssa, setup, chosen, args, progress).items():
+        label, stem = setup.data.name(c), f"class_{_file_label(setup.data.name(c))}"
+        graph = _rounded(graph, digits)
+        if warning:
+            progress.warn(f"class {label}: {warning}")
+        with progress.stage("writing graphs and figures"):
+            graph.write(out / f"{stem}.graphml")
+            graph.write(out / f"{stem}.json")
+            save_figure(plot_graph(graph), out / f"{stem}.png")
+        with progress.stage("outlier frequencies"):
+            top, below = setup.levels[-1], setup.levels[-2]
+            counts = ssa.outlier_counts(setup.data.inputs[chosen[c]], upper=top, lower=below, neurons=c)[0]
+        with progress.stage("writing graphs and figures"):
+            figure = plot_outlier_frequency(counts, level=below, neuron=f"{top}:{c}")
+            save_figure(figure, out / f"{stem}_outlier_frequency.png")
+        files = [f"{stem}.graphml", f"{stem}.json", f"{stem}.png", f"{stem}_outlier_frequency.png"]
+        runs[c] = GraphRun(label, graph, len(chosen[c]), files, warning)
+    return runs
+
+
+def _traversals(
+    ssa: StepwiseSensitivity, setup: Setup, chosen: Mapping[int, Tensor], args: argparse.Namespace, progress: Progress
+) -> dict[int, tuple[DependencyGraph, str | None]]:
+    """Each class's graph and its warnings, in class order: here one class after another (each with its own
+    checkpoint file), or on the workers that ``--workers`` or ``--scheduler`` names."""
+    results: dict[int, tuple[DependencyGraph, str | None]] = {}
+    with executor_from(args) as executor, progress.bar(len(chosen), "dependency graphs") as bar:
+        if executor is not None:
+            from stepwise.ssa.classes import graphs_for
+
+            inputs = {c: setup.data.inputs[index] for c, index in chosen.items()}
+            with progress.stage("dependency graphs"), warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", UserWarning)
+                graphs = graphs_for(
+                    ssa, inputs, executor=executor, checkpoint_dir=args.checkpoint, on_graph=lambda c, g: bar.update(1)
+                )
+            for c, graph in graphs.items():
+                prefix = f"class {c}: "
+                said = [str(w.message)[len(prefix) :] for w in caught if str(w.message).startswith(prefix)]
+                results[c] = (graph, "; ".join(said) or None)
+            return results
         for c, index in chosen.items():
             label = setup.data.name(c)
             bar.set_postfix_str(f"class {label}, {len(index)} inputs")
-            inputs = setup.data.inputs[index]
             stem = f"class_{_file_label(label)}"
             checkpoint = None if args.checkpoint is None else args.checkpoint / f"{stem}.checkpoint.json"
             with progress.stage("dependency graphs"), warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", UserWarning)
-                graph = _rounded(ssa.dependency_graph(inputs, target=c, checkpoint=checkpoint), digits)
-            warning = "; ".join(str(w.message) for w in caught if issubclass(w.category, UserWarning)) or None
-            if warning:
-                progress.warn(f"class {label}: {warning}")
-            with progress.stage("writing graphs and figures"):
-                graph.write(out / f"{stem}.graphml")
-                graph.write(out / f"{stem}.json")
-                save_figure(plot_graph(graph), out / f"{stem}.png")
-            with progress.stage("outlier frequencies"):
-                top, below = setup.levels[-1], setup.levels[-2]
-                counts = ssa.outlier_counts(inputs, upper=top, lower=below, neurons=c)[0]
-            with progress.stage("writing graphs and figures"):
-                figure = plot_outlier_frequency(counts, level=below, neuron=f"{top}:{c}")
-                save_figure(figure, out / f"{stem}_outlier_frequency.png")
-            files = [f"{stem}.graphml", f"{stem}.json", f"{stem}.png", f"{stem}_outlier_frequency.png"]
-            runs[c] = GraphRun(label, graph, len(index), files, warning)
+                graph = ssa.dependency_graph(setup.data.inputs[index], target=c, checkpoint=checkpoint)
+            said = "; ".join(str(w.message) for w in caught if issubclass(w.category, UserWarning)) or None
+            results[c] = (graph, said)
             bar.update(1)
-    return runs
+    return results
 
 
 def _file_label(label: str) -> str:

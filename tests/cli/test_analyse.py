@@ -160,3 +160,15 @@ def test_min_images_counts_up_to_max_images(files: dict[str, Path], tmp_path: Pa
     assert capsys.readouterr().err == ""
     summary, _ = summary_of(tmp_path / "o")
     assert summary["graphs"][0]["images"] == 3 and not summary["graphs"][0]["few_inputs"]
+
+
+@pytest.mark.slow
+def test_analyse_on_two_local_workers_writes_the_serial_files(files: dict[str, Path], tmp_path: Path) -> None:
+    pytest.importorskip("distributed", reason="--workers needs the dask extra: pip install stepwise-interpret[dask]")
+    args = ["--data", str(files["data"]), "--classes", "0", "1", "2", "--quiet"]
+    assert main(model_args("analyse", files, *args, "--out", str(tmp_path / "serial"))) == 0
+    assert main(model_args("analyse", files, *args, "--workers", "2", "--out", str(tmp_path / "workers"))) == 0
+    for name in ("class_0.json", "class_1.graphml", "class_2.json", "bag_of_nodes.csv"):
+        assert (tmp_path / "workers" / name).read_bytes() == (tmp_path / "serial" / name).read_bytes(), name
+    serial, workers = (summary_of(tmp_path / folder)[0] for folder in ("serial", "workers"))
+    assert {**workers, "command": None} == {**serial, "command": None}  # the command names its own --out
