@@ -1,0 +1,163 @@
+"""The checks of :class:`~stepwise.inference.InferenceGraphs`' arguments, and the resolution of its levels."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from stepwise.core.hooks import all_finite, check_has_values, check_model_has_values, model_device_dtype
+from stepwise.core.levels import INPUT, OUTPUT, SOFTMAX, resolve_levels
+from stepwise.core.validation import check_int, unknown_name_message
+
+from .columns import Level
+
+__all__ = [
+    "NotFittedError",
+    "check_inputs",
+    "check_labels",
+    "check_levels",
+    "check_seed",
+    "numbers_of_words",
+    "resolve",
+]
+
+_PROBE = 2  # inputs of the forward pass that checks the levels
+
+
+class NotFittedError(ValueError, AttributeError):
+    """A fitted attribute or a method that needs one was used before :meth:`InferenceGraphs.fit`."""
+
+
+def check_levels(levels: object) -> list[str] | None:
+    """``levels`` as a list of names, or None."""
+    if levels is None:
+        return None
+    if isinstance(levels, str) or not isinstance(levels, Sequence) or not all(isinstance(n, str) for n in levels):
+        raise TypeError(
+            f"levels must be a list of level names bottom to top (or None for the defaults); got {levels!r}. "
+            "See stepwise.list_levels(model, example_input)."
+        )
+    if not levels:
+        raise ValueError("levels is empty: name at least one level to model, or pass None for the defaults.")
+    return list(levels)
+
+
+def check_seed(seed: object, owner: str) -> int:
+    """An int seed from an int, a numpy or torch generator (which advance), or None (drawn from the system)."""
+    if seed is None:
+        return int(np.random.SeedSequence().entropy % (2**31 - 1))
+    if isinstance(seed, np.random.Generator):
+        return int(seed.integers(2**31 - 1))
+    if isinstance(seed, torch.Generator):
+        return int(torch.randint(2**31 - 1, (1,), generator=seed).item())
+    return check_int(seed, "seed", owner, low=0, high=2**63 - 1)
+
+
+def check_inputs(model: nn.Module, inputs: object, what: str) -> Tensor:
+    """A batch of finite inputs in the model's dtype."""
+    if not isinstance(inputs, Tensor):
+        raise TypeError(
+            f"{what} must be a torch.Tensor of shape (N, ...); got {type(inputs).__name__}. Convert arrays with "
+            "torch.as_tensor."
+        )
+    if inputs.dim() == 0 or len(inputs) == 0:
+        raise ValueError(f"{what} is empty: pass at least one input, batch dimension first.")
+    check_has_values(inputs, what)
+    check_model_has_values(model)
+    if not all_finite(inputs):
+        bad = int((~torch.isfinite(inputs.reshape(len(inputs), -1))).any(1).sum())
+        raise ValueError(
+            f"{what} hold NaN or Inf values ({bad} of {len(inputs)} inputs): remove or repair those inputs, for "
+            "example with torch.nan_to_num or by dropping the rows."
+        )
+    _, dtype = model_device_dtype(model)
+    if dtype is not None and inputs.is_floating_point() and inputs.dtype != dtype:
+        raise ValueError(
+            f"{what} are {inputs.dtype} but the model is {dtype}: convert one of them, for example {what}.to({dtype})."
+        )
+    return inputs
+
+
+def check_labels(labels: object, n: int) -> Tensor | None:
+    """One int class (at least 0) per input, as a LongTensor on the CPU, or None."""
+    if labels is None:
+        return None
+    values = labels.detach().cpu() if isinstance(labels, Tensor) else torch.as_tensor(np.asarray(labels))
+    if values.dim() != 1 or values.is_floating_point() or values.is_complex() or values.dtype == torch.bool:
+        raise TypeError(
+            f"labels must be one int class per input, shape ({n},); got {values.dtype} of shape {tuple(values.shape)}."
+        )
+    if len(values) != n:
+        raise ValueError(f"Found {len(values)} labels for {n} inputs: pass one label per input.")
+    if len(values) and int(values.min()) < 0:
+        raise ValueError(f"labels must be class indices of at least 0; found {int(values.min())}.")
+    return values.to(torch.int64)
+
+
+def resolve(model: nn.Module, inputs: Tensor, names: list[str] | None) -> tuple[list[Level], int]:
+    """The modelled levels (``softmax`` on top, the class output's fixed mixture) from one probing pass.
+
+    Returns
+    -------
+    levels : list of Level
+    n_classes : int
+    """
+    device, _ = model_device_dtype(model)
+    probe = inputs[:_PROBE].to(device)
+    if names is None:
+        infos = resolve_levels(model, probe, None)
+        if infos[-1].name != SOFTMAX:
+            raise ValueError(
+                f"{type(model).__name__} does not return class scores (N, C), C >= 2, so the top of an inference "
+                "graph (the predicted class) is undefined: wrap the model so that it returns class scores."
+            )
+    else:
+        if OUTPUT in names:
+            raise ValueError(
+                "The top of an inference graph is the class output 'softmax' (the paper's fixed mixture over the "
+                "predicted class); replace 'output' by 'softmax' in levels, or leave it out: it is added on top."
+            )
+        listed = names if names[-1] == SOFTMAX else [*names, SOFTMAX]
+        if listed == [SOFTMAX]:
+            raise ValueError("levels names only 'softmax': name at least one level below it to model.")
+        infos = resolve_levels(model, probe, listed)
+    levels = []
+    for info in infos:
+        if info.name != INPUT and info.channel_dim != 1:
+            raise ValueError(
+                f"Level {info.name!r} has its channels in dimension {info.channel_dim}; only 1 is modelled."
+            )
+        levels.append(Level(info, fixed=info.name == SOFTMAX))
+    if len(levels) < 2:
+        raise ValueError("An inference graph needs at least one level below the class output 'softmax'.")
+    return levels, int(infos[-1].shape[0])
+
+
+def numbers_of_words(n_words: int | dict[str, int], levels: list[Level], n: int, n_classes: int) -> dict[str, int]:
+    """K of every level (the class output: one word per class), checked against the levels and their columns."""
+    hidden = [level.name for level in levels if not level.fixed]
+    if isinstance(n_words, dict):
+        unknown = [name for name in n_words if name not in hidden]
+        if unknown:
+            fix = f"n_words names the modelled levels below the top, {hidden}."
+            raise ValueError(unknown_name_message("level", unknown[0], "the modelled levels", hidden, fix))
+        missing = [name for name in hidden if name not in n_words]
+        if missing:
+            raise ValueError(f"n_words gives no K for the level(s) {missing}: give one K per level {hidden}.")
+        ks = dict(n_words)
+    else:
+        ks = dict.fromkeys(hidden, n_words)
+    for level in levels:
+        if level.fixed:
+            continue
+        columns = n * level.positions
+        if ks[level.name] > columns:
+            raise ValueError(
+                f"n_words={ks[level.name]} for level {level.name!r} is more words than its {columns} columns "
+                f"({n} inputs x {level.positions} positions): pass more inputs or fewer words."
+            )
+    ks[levels[-1].name] = n_classes
+    return ks
