@@ -45,6 +45,7 @@ PANDAS_WRITERS = (".to_csv", ".to_json", ".to_parquet", ".to_excel", ".to_html",
 NOT_A_FILE = {
     ("stepwise/core/io.py", "fig.savefig"): "renders into a BytesIO, which write_file writes atomically",
     ("examples/train_digits.py", "torch.save"): "saves into a BytesIO, which write_file writes atomically",
+    ("examples/train_digits_gru.py", "torch.save"): "saves into a BytesIO, which write_file writes atomically",
 }
 
 
