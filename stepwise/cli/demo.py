@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from torch import Tensor
+
 from stepwise.cli.analyse import run_analysis
 from stepwise.cli.loading import Data, Setup, check_checkpoint_folder, check_levels, command_line, output_folder
 from stepwise.cli.options import (
@@ -76,4 +78,28 @@ def run(args: argparse.Namespace, progress: Progress) -> Path:
         among=split,
         pool=f"{pool}; input numbers index digits_data().images",
     )
+    _method_sections(setup, args, split, out, progress)
     return out
+
+
+def _method_sections(
+    setup: Setup, args: argparse.Namespace, split: Tensor | None, out: Path, progress: Progress
+) -> None:
+    """The other methods on the same model and split, each into its own folder: ``paths/``, ``inference/``."""
+    from stepwise.cli.inference import demo_inference
+    from stepwise.cli.paths import demo_paths
+
+    data = (
+        setup.data
+        if split is None
+        else Data(setup.data.inputs[split], setup.data.labels[split], source=setup.data.source)
+    )
+    with progress.stage("decision paths"):
+        demo_paths(setup.model, data, out / "paths", progress, command=setup.command)
+    with progress.stage("inference graphs"):
+        demo_inference(
+            Setup(setup.model, setup.model_name, data, 10, setup.levels, setup.command),
+            args,
+            out / "inference",
+            progress,
+        )

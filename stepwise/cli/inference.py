@@ -9,7 +9,7 @@ import io
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from stepwise.cli.loading import load_setup, output_folder
+from stepwise.cli.loading import Setup, load_setup, output_folder
 from stepwise.cli.options import DTYPES, Formatter, UsageError, add_model_options, non_negative_int, positive_int
 from stepwise.cli.progress import Progress
 from stepwise.cli.selection import check_classes
@@ -19,7 +19,7 @@ from stepwise.core.io import write_file
 if TYPE_CHECKING:
     from stepwise.inference import InferenceGraphs
 
-__all__ = ["register", "run"]
+__all__ = ["demo_inference", "fit_and_write", "register", "run"]
 
 _LOSSES = ("generative", "discriminative")
 
@@ -90,8 +90,6 @@ def _csv(rows: list[list[object]]) -> str:
 
 def run(args: argparse.Namespace, progress: Progress) -> Path:
     """Run ``stepwise inference``; return the output folder."""
-    import torch
-
     out = output_folder(args.out)
     with progress.stage("loading"):
         setup = load_setup(args)
@@ -110,6 +108,33 @@ def run(args: argparse.Namespace, progress: Progress) -> Path:
             raise UsageError(str(error)) from error
         if len(setup.data.inputs) < 2:
             raise UsageError(f"--data holds {len(setup.data.inputs)} input: an inference graph needs at least 2.")
+    return fit_and_write(ig, setup, classes, args, out, progress, title="stepwise inference")
+
+
+def demo_inference(setup: Setup, args: argparse.Namespace, out: Path, progress: Progress) -> Path:
+    """The inference graphs of ``stepwise demo``: 10 words per level, at most 10 EM iterations, seed 0, one class
+    graph per class written into ``out`` with the files of ``stepwise inference``."""
+    from stepwise.inference import InferenceGraphs
+
+    ig = InferenceGraphs(setup.model, setup.levels, n_words=10, max_iter=10, tol=1e-3, seed=0, progress=not args.quiet)
+    settings = argparse.Namespace(z=3, seed=0, loss="generative", quiet=args.quiet)
+    return fit_and_write(ig, setup, None, settings, out, progress, title="stepwise demo: inference graphs")
+
+
+def fit_and_write(
+    ig: InferenceGraphs,
+    setup: Setup,
+    classes: list[int] | None,
+    args: argparse.Namespace,
+    out: Path,
+    progress: Progress,
+    *,
+    title: str,
+) -> Path:
+    """Fit ``ig`` on the setup's inputs, then write a class graph per class asked for (or predicted), the
+    co-occurrence tables, the representatives and the summary into ``out``."""
+    import torch
+
     progress.note(f"fitting the mixtures of {len(setup.levels)} levels on {len(setup.data.inputs)} inputs")
     with progress.stage("fitting"):
         ig.fit(setup.data.inputs, setup.data.labels)
@@ -146,7 +171,7 @@ def run(args: argparse.Namespace, progress: Progress) -> Path:
     ]
     settings = {"levels": ig.levels_, "words": ig.n_words_, "loss": args.loss, "z": args.z, "seed": args.seed}
     record = {"classes": {str(c): {"nodes": sorted(g.nodes), "inputs": g.n_inputs} for c, g in written.items()}}
-    write_summary(out, "stepwise inference", setup, settings, sections, record, progress)
+    write_summary(out, title, setup, settings, sections, record, progress)
     return out
 
 

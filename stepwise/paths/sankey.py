@@ -220,7 +220,7 @@ def write_sankey_html(
         legend={"title": {"text": "flows of"}},
         height=max(500, 22 * int(nodes.groupby("column").size().max())),
     )
-    html = figure.to_html(include_plotlyjs=True, full_html=True)
+    html = figure.to_html(include_plotlyjs=True, full_html=True, div_id="stepwise-sankey")  # no random id
     write_file(path, html)
 
 

@@ -141,6 +141,8 @@ def test_sankey_html_is_self_contained(fitted: DecisionPaths, tmp_path: Path) ->
     assert "Plotly.newPlot" in html and len(html) > 1_000_000  # plotly.js itself is inlined
     assert '"type":"sankey"' in html.replace(" ", "")
     assert list(tmp_path.iterdir()) == [path]  # written atomically: no temporary file left
+    fitted.plot_sankey(tmp_path / "again.html")
+    assert (tmp_path / "again.html").read_bytes() == path.read_bytes()  # no random element id: reruns match
 
 
 def test_sankey_png_and_class_filter(fitted: DecisionPaths, tmp_path: Path) -> None:
