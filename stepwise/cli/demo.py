@@ -20,6 +20,7 @@ from stepwise.cli.options import (
     add_ssa_options,
 )
 from stepwise.cli.progress import Progress
+from stepwise.core.io import write_file
 
 __all__ = ["register", "run"]
 
@@ -85,21 +86,31 @@ def run(args: argparse.Namespace, progress: Progress) -> Path:
 def _method_sections(
     setup: Setup, args: argparse.Namespace, split: Tensor | None, out: Path, progress: Progress
 ) -> None:
-    """The other methods on the same model and split, each into its own folder: ``paths/``, ``inference/``."""
+    """The other methods on the same model and split, each into its own folder (``paths/``, ``inference/``,
+    ``sort/``, each with its own ``summary.md``), and a section of the demo's summary that points to them."""
     from stepwise.cli.inference import demo_inference
     from stepwise.cli.paths import demo_paths
+    from stepwise.cli.sort import demo_section
 
-    data = (
-        setup.data
-        if split is None
-        else Data(setup.data.inputs[split], setup.data.labels[split], source=setup.data.source)
-    )
+    labels = setup.data.labels
+    data = setup.data if split is None else Data(setup.data.inputs[split], labels[split], source=setup.data.source)
     with progress.stage("decision paths"):
         demo_paths(setup.model, data, out / "paths", progress, command=setup.command)
     with progress.stage("inference graphs"):
-        demo_inference(
-            Setup(setup.model, setup.model_name, data, 10, setup.levels, setup.command),
-            args,
-            out / "inference",
-            progress,
-        )
+        split_setup = Setup(setup.model, setup.model_name, data, setup.n_classes, setup.levels, setup.command)
+        demo_inference(split_setup, args, out / "inference", progress)
+    with progress.stage("activation sorter"):
+        sorter_lines = demo_section(
+            setup.model, data, out / "sort", progress, argv=setup.command.split()[1:], batch_size=args.batch_size,
+            quiet=args.quiet,
+        )  # fmt: skip
+    lines = [
+        "## The other methods on the same model",
+        "",
+        "- Decision paths: `paths/summary.md`, the Sankey diagram `paths/sankey.html` (offline) and `paths/sankey.png`.",
+        "- Inference graphs: `inference/summary.md`, one class graph per class (`inference/class_c.png`).",
+        "",
+        *sorter_lines,
+    ]
+    summary = out / "summary.md"
+    write_file(summary, summary.read_text(encoding="utf-8").rstrip("\n") + "\n\n" + "\n".join(lines) + "\n")
