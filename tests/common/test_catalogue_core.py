@@ -1,0 +1,241 @@
+"""The catalogue of bad inputs, continued: failures during the work leave no trace, and the checks the core shares
+(neuron indices, the choice of inputs), as test_catalogue.py checks its cases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from tests.helpers import VGGStyle, build_case, sequential_cnn
+from torch import Tensor, nn
+
+import perturb
+import stepwise
+from stepwise import DependencyGraph
+
+from tests.common.catalogue import (
+    CPU_LIMIT,
+    LEVELS,
+    N_INPUTS,
+    RANGE_1,
+    assert_no_hooks,
+    assert_same_state,
+    Bad,
+    Bench,
+    bench_graphs,
+    bench_inputs,
+    check_api,
+    graph_of,
+    make_command_files,
+    ssa,
+    state_of,
+    timed,
+    warm,
+)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _warm() -> None:
+    warm()
+
+
+@pytest.fixture(scope="module")
+def inputs() -> Tensor:
+    return bench_inputs()
+
+
+@pytest.fixture(scope="module")
+def graphs() -> list[DependencyGraph]:
+    return bench_graphs()
+
+
+@pytest.fixture(scope="module")
+def command_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return make_command_files(tmp_path_factory)
+
+
+# ------------------------------------------------------------------------------------------------ during the work
+
+
+class Explodes(nn.Module):
+    """Raises on inputs whose first value is above 100: a failure in the middle of a run."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if (x.flatten(1)[:, 0] > 100).any():
+            raise RuntimeError("boom")
+        return x
+
+
+def test_non_finite_activation_in_a_later_batch_is_named() -> None:
+    """The levels are checked on the first inputs; later batches are checked as they stream, on every path."""
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 3)).eval()
+    with torch.no_grad():
+        model[0].weight.fill_(1.0)
+    data = torch.ones(6, 3)
+    data[5] = 2e38  # finite, but 3 · 2e38 overflows float32 in the first layer
+    for closed_form in (True, False):
+        analysis = stepwise.StepwiseSensitivity(model, ["1", "softmax"], batch_size=2, closed_form=closed_form)
+        with pytest.raises(ValueError, match=r"^Level '(0|1|softmax)' holds NaN or Inf values"):
+            analysis.dependency_graph(data, target=0)
+
+
+def _train_mode_resnet() -> tuple[nn.Module, Tensor]:
+    model, _, x, _ = build_case("resnet", torch.float32)
+    model.train()  # a user's model in train mode, with some parameters frozen and a gradient already there
+    model.layer1[0].conv1.weight.requires_grad_(False)
+    model.fc.weight.grad = torch.ones_like(model.fc.weight)
+    x.requires_grad_(True)
+    return model, x
+
+
+RESNET_LEVELS = ["relu", "layer1.0", "layer1.1", "layer2.0", "layer2.1", "softmax"]
+
+
+@pytest.mark.parametrize("rule", ["gradient", "guided", "grad_x_activation"])
+def test_no_trace_after_normal_calls(rule: str) -> None:
+    model, x = _train_mode_resnet()
+    before = state_of(model)
+    analysis = stepwise.StepwiseSensitivity(model, RESNET_LEVELS, rule=rule, fence=0.5)
+    with pytest.warns(UserWarning, match="model is in train mode; it is analysed in eval mode"):
+        graph = analysis.dependency_graph(x, target=1)
+    with pytest.warns(UserWarning, match="train mode"):
+        analysis.relevance(x, upper="layer1.1", lower="layer1.0", neurons=[0, 1])
+    assert graph.edges
+    assert_no_hooks(model)
+    assert_same_state(before, state_of(model))
+    assert x.requires_grad and x.grad is None
+
+
+def test_no_trace_after_a_module_raises_in_the_middle_of_a_run() -> None:
+    """The levels check passes on the first inputs; a later batch makes a module raise."""
+    exploding = nn.Sequential(Explodes(), sequential_cnn()).train()
+    data = torch.randn(6, 3, 8, 8)
+    data[4, 0, 0, 0] = 1000.0
+    before = state_of(exploding)
+    analysis = stepwise.StepwiseSensitivity(exploding, ["1.1", "1.4", "softmax"], batch_size=2)
+    with (
+        pytest.warns(UserWarning, match="train mode"),
+        pytest.raises(ValueError, match="The model raised RuntimeError"),
+    ):
+        analysis.dependency_graph(data, target=0)
+    assert_no_hooks(exploding)
+    assert_same_state(before, state_of(exploding))
+
+
+@pytest.mark.slow
+def test_a_good_call_on_the_bench_takes_more_than_a_second(inputs: Tensor) -> None:
+    """What the cases of the catalogue refuse to start is real work."""
+    model = VGGStyle().eval()
+    calls = [
+        lambda: stepwise.StepwiseSensitivity(model, LEVELS).dependency_graph(inputs, target=0),
+        lambda: perturb.rank_neurons(model, inputs[0], target=2, n_samples=N_INPUTS),
+    ]
+    for call in calls:
+        with timed() as clock:
+            call()
+        assert clock["cpu"] > CPU_LIMIT
+
+
+# ------------------------------------------------------------------------------------------------ neuron indices
+
+#: One neuron check serves every method (stepwise.core.validation.check_neurons).
+NEURON_INDICES = {
+    "patches: neurons as a 2-D tensor": Bad(
+        lambda b: perturb.patches(b.model, b.image, "features.3", torch.tensor([[0, 1]])),
+        ValueError,
+        "has shape (1, 2). Flatten it first",
+        probes=1,
+    ),
+    "patches: a 0-d float tensor as neuron": Bad(
+        lambda b: perturb.patches(b.model, b.image, "features.3", torch.tensor(1.0)),
+        TypeError,
+        "must be an int or a sequence of ints. Got tensor(1.)",
+        probes=1,
+    ),
+    "relevance: a bool neuron": Bad(
+        lambda b: ssa(b).relevance(b.inputs, upper="features.3", lower="features.1", neurons=[True]),
+        TypeError,
+        "is True (bool). Pass integer indices",
+        probes=1,
+    ),
+    "outlier_counts: neuron -1": Bad(
+        lambda b: ssa(b).outlier_counts(b.inputs, upper="features.3", lower="features.1", neurons=-1),
+        ValueError,
+        "a negative index does not count from the end",
+        probes=1,
+    ),
+    "dependency_graph: a float neuron in a target pair": Bad(
+        lambda b: graph_of(b, target=[("classifier.1", 2.5)]),
+        TypeError,
+        "The 'target' parameter of StepwiseSensitivity.dependency_graph must be an int or a sequence of ints",
+        probes=1,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(NEURON_INDICES))
+def test_neuron_indices(name: str, inputs: Tensor, graphs: list[DependencyGraph], tmp_path: Path) -> None:
+    check_api(NEURON_INDICES[name], inputs, graphs, tmp_path)
+
+
+# ------------------------------------------------------------------------------------------------ select_inputs
+
+
+def select(b: Bench, **changes: Any) -> object:
+    kwargs: dict[str, Any] = {"model": b.model, "inputs": b.inputs, **changes}
+    return stepwise.select_inputs(**kwargs)
+
+
+def flat_scores() -> nn.Module:
+    """VGGStyle whose class scores are flattened into one dimension (N * C,)."""
+    return nn.Sequential(VGGStyle(), nn.Flatten(0))
+
+
+N_LABELS = "must hold one integer class index per input, shape (N,)"
+SELECT_INPUTS = {
+    "select_inputs: a function as model": Bad(
+        lambda b: select(b, model=lambda x: x), TypeError, "'model' parameter of select_inputs must be a torch.nn"
+    ),
+    "select_inputs: a list of inputs": Bad(
+        lambda b: select(b, inputs=list(b.inputs[:3])), TypeError, "stack the inputs with torch.stack"
+    ),
+    "select_inputs: no inputs": Bad(lambda b: select(b, inputs=b.inputs[:0]), ValueError, "at least one input"),
+    "select_inputs: float labels": Bad(lambda b: select(b, labels=torch.zeros(N_INPUTS)), ValueError, N_LABELS),
+    "select_inputs: labels of shape (N, 1)": Bad(
+        lambda b: select(b, labels=torch.zeros(N_INPUTS, 1, dtype=torch.int64)), ValueError, N_LABELS
+    ),
+    "select_inputs: fewer labels than inputs": Bad(
+        lambda b: select(b, labels=torch.zeros(10, dtype=torch.int64)), ValueError, "pass one label per input"
+    ),
+    "select_inputs: labels the model does not score": Bad(
+        lambda b: select(b, labels=torch.arange(N_INPUTS) % 9),
+        ValueError,
+        "pass labels that index the model's classes",
+        probes=1,
+    ),
+    "select_inputs: classes=-1": Bad(
+        lambda b: select(b, classes=-1), ValueError, "must be an int in the range [0, inf)"
+    ),
+    "select_inputs: classes='3'": Bad(
+        lambda b: select(b, classes="3"), TypeError, "a class index or a non-empty sequence of them"
+    ),
+    "select_inputs: classes=[]": Bad(lambda b: select(b, classes=[]), TypeError, "a non-empty sequence"),
+    "select_inputs: a class the model does not score": Bad(
+        lambda b: select(b, classes=[2, 6]), ValueError, "names [6], but the model scores 6 classes", probes=1
+    ),
+    "select_inputs: min_probability=1.5": Bad(
+        lambda b: select(b, min_probability=1.5), ValueError, "must be a float in the range [0, 1]"
+    ),
+    "select_inputs: max_per_class=0": Bad(lambda b: select(b, max_per_class=0), ValueError, RANGE_1),
+    "select_inputs: batch_size=0": Bad(lambda b: select(b, batch_size=0), ValueError, RANGE_1),
+    "select_inputs: a model without class scores": Bad(
+        select, ValueError, "needs class scores of shape (N, C) with C >= 2", probes=1, model=flat_scores
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(SELECT_INPUTS))
+def test_select_inputs(name: str, inputs: Tensor, graphs: list[DependencyGraph], tmp_path: Path) -> None:
+    check_api(SELECT_INPUTS[name], inputs, graphs, tmp_path)
