@@ -15,6 +15,8 @@ _EXPORTS = {
     "graph_class": "stepwise.graphs.layered",
     "node_key": "stepwise.graphs.layered",
     "DependencyGraph": "stepwise.graphs.dependency",
+    "PathsGraph": "stepwise.graphs.paths",
+    "InferenceGraph": "stepwise.graphs.inference",
     "read_graph": "stepwise.graphs.readwrite",
     "write_graph": "stepwise.graphs.readwrite",
     "bag_of_nodes": "stepwise.graphs.collections",
