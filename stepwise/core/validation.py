@@ -17,7 +17,19 @@ import operator
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["check_int", "check_float", "check_option", "check_bool", "check_neurons", "unknown_name_message"]
+__all__ = [
+    "check_int",
+    "check_float",
+    "check_option",
+    "check_bool",
+    "check_neurons",
+    "unknown_name_message",
+    "NotFittedError",
+]
+
+
+class NotFittedError(ValueError, AttributeError):
+    """A fitted attribute, or a method that needs one, was used before ``fit`` (as scikit-learn's)."""
 
 
 def _interval(low: float | None, high: float | None, closed_low: bool, closed_high: bool) -> str:

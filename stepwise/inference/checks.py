@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from stepwise.core.hooks import all_finite, check_has_values, check_model_has_values, model_device_dtype
 from stepwise.core.levels import INPUT, OUTPUT, SOFTMAX, resolve_levels
-from stepwise.core.validation import check_int, unknown_name_message
+from stepwise.core.validation import NotFittedError, check_int, unknown_name_message
 
 from .columns import Level
 
@@ -25,10 +25,6 @@ __all__ = [
 ]
 
 _PROBE = 2  # inputs of the forward pass that checks the levels
-
-
-class NotFittedError(ValueError, AttributeError):
-    """A fitted attribute or a method that needs one was used before :meth:`InferenceGraphs.fit`."""
 
 
 def check_levels(levels: object) -> list[str] | None:

@@ -20,7 +20,14 @@ from torch import Tensor, nn
 from stepwise._version import __version__
 from stepwise.core.hooks import model_device_dtype
 from stepwise.core.levels import INPUT, OUTPUT, SOFTMAX, LevelInfo, resolve_levels
-from stepwise.core.validation import check_bool, check_float, check_int, check_option, unknown_name_message
+from stepwise.core.validation import (
+    NotFittedError,
+    check_bool,
+    check_float,
+    check_int,
+    check_option,
+    unknown_name_message,
+)
 
 from .checks import check_inputs, check_labels, check_seed
 from .clustering import ALGORITHMS, LevelClusters, finish_minibatch, fit_full, new_minibatch, squared_distances
@@ -38,10 +45,6 @@ _OWNER = "DecisionPaths"
 #: The choices of the ``top`` option.
 TOPS = ("predicted", "label")
 _PROBE = 2  # inputs of the forward pass that checks the levels
-
-
-class NotFittedError(ValueError, AttributeError):
-    """A fitted attribute or a method that needs one was used before :meth:`DecisionPaths.fit`."""
 
 
 def time_column(level: str, step: int) -> str:

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from stepwise.core.hooks import all_finite, check_has_values, check_model_has_values, model_device_dtype
 from stepwise.core.levels import INPUT, LevelInfo, resolve_levels
-from stepwise.core.validation import check_bool, check_float, check_int, unknown_name_message
+from stepwise.core.validation import NotFittedError, check_bool, check_float, check_int, unknown_name_message
 
 from .bins import WIDTHS, bin_index, class_counts, zero_aligned_edges
 from .kinds import Thresholds, neuron_kinds
@@ -31,10 +31,6 @@ __all__ = ["ActivationSorter", "NotFittedError"]
 _OWNER = "ActivationSorter"
 _BATCH_BYTES = 1 << 30  # activations of the levels per batch, counted twice (the model's own and the copies)
 _FRACTIONS = ("zeroing", "top", "dominant", "cover", "separation", "overlap")
-
-
-class NotFittedError(ValueError, AttributeError):
-    """A fitted attribute or a method that needs one was used before ``fit`` (as scikit-learn's)."""
 
 
 def _as_labels(labels: object, n: int, name: str = "labels") -> np.ndarray:

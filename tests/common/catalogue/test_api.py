@@ -30,44 +30,20 @@ import stepwise
 from stepwise import DependencyGraph
 from stepwise.core.levels import resolve_levels
 
-from tests.common.catalogue import (
+from tests.common.catalogue.bench import (
     RANGE_1,
     Bad,
-    bench_graphs,
-    bench_inputs,
     check_api,
     graph_of,
     infinite_weight,
-    make_command_files,
     on_gpu,
     on_meta,
     Packed,
     rank,
     SpareModules,
     ssa,
-    warm,
     with_value,
 )
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _warm() -> None:
-    warm()
-
-
-@pytest.fixture(scope="module")
-def inputs() -> Tensor:
-    return bench_inputs()
-
-
-@pytest.fixture(scope="module")
-def graphs() -> list[DependencyGraph]:
-    return bench_graphs()
-
-
-@pytest.fixture(scope="module")
-def command_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return make_command_files(tmp_path_factory)
 
 
 # ------------------------------------------------------------------------------------------------ Python API

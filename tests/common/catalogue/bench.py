@@ -1,6 +1,6 @@
-"""The machinery of the catalogue of bad inputs (tests/common/test_catalogue*.py): the bench, the cases' types, and
+"""The machinery of the catalogue of bad inputs (tests/common/catalogue/test_*.py): the bench, the cases' types, and
 the checks every case goes through: the exception and its fix, forward passes counted, CPU time, no hook left, the
-model's state restored, no file written (see test_catalogue.py's docstring)."""
+model's state restored, no file written (see test_api.py's docstring)."""
 
 from __future__ import annotations
 
@@ -70,12 +70,12 @@ class Packed(nn.Module):
 
 
 def digits_pair() -> nn.Module:
-    """``--model tests.common.catalogue:digits_pair``: the shipped digits CNN returning (scores, input), a tuple."""
+    """``--model tests.common.catalogue.bench:digits_pair``: the shipped digits CNN returning (scores, input), a tuple."""
     return Packed(digits_cnn())
 
 
 def mismatched_torchvision() -> nn.Module:
-    """``--model tests.common.catalogue:mismatched_torchvision``: a factory that imports a torchvision built for
+    """``--model tests.common.catalogue.bench:mismatched_torchvision``: a factory that imports a torchvision built for
     another torch, which fails as such a build does."""
     raise RuntimeError("operator torchvision::nms does not exist")
 

@@ -1,5 +1,5 @@
 """The catalogue of bad inputs, continued: failures during the work leave no trace, and the checks the core shares
-(neuron indices, the choice of inputs), as test_catalogue.py checks its cases."""
+(neuron indices, the choice of inputs), as test_api.py checks its cases."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import perturb
 import stepwise
 from stepwise import DependencyGraph
 
-from tests.common.catalogue import (
+from tests.common.catalogue.bench import (
     CPU_LIMIT,
     LEVELS,
     N_INPUTS,
@@ -24,36 +24,12 @@ from tests.common.catalogue import (
     assert_same_state,
     Bad,
     Bench,
-    bench_graphs,
-    bench_inputs,
     check_api,
     graph_of,
-    make_command_files,
     ssa,
     state_of,
     timed,
-    warm,
 )
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _warm() -> None:
-    warm()
-
-
-@pytest.fixture(scope="module")
-def inputs() -> Tensor:
-    return bench_inputs()
-
-
-@pytest.fixture(scope="module")
-def graphs() -> list[DependencyGraph]:
-    return bench_graphs()
-
-
-@pytest.fixture(scope="module")
-def command_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return make_command_files(tmp_path_factory)
 
 
 # ------------------------------------------------------------------------------------------------ during the work

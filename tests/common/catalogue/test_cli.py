@@ -1,46 +1,20 @@
 """The catalogue of bad inputs on the command line: each bad argument of a command stops it with exit status 2 and
-the fix on stderr, before any long work, writing nothing (see test_catalogue.py)."""
+the fix on stderr, before any long work, writing nothing (see test_api.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from torch import Tensor
 
-from stepwise import DependencyGraph
 
-from tests.common.catalogue import (
+from tests.common.catalogue.bench import (
     ANALYSE,
     DIGITS,
     PERTURB,
     BadCommand,
-    bench_graphs,
-    bench_inputs,
     check_command,
-    make_command_files,
-    warm,
 )
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _warm() -> None:
-    warm()
-
-
-@pytest.fixture(scope="module")
-def inputs() -> Tensor:
-    return bench_inputs()
-
-
-@pytest.fixture(scope="module")
-def graphs() -> list[DependencyGraph]:
-    return bench_graphs()
-
-
-@pytest.fixture(scope="module")
-def command_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return make_command_files(tmp_path_factory)
 
 
 # ------------------------------------------------------------------------------------------------ command line
@@ -94,11 +68,11 @@ COMMANDS = {
         ("analyse", "--model", "torch.nn:Linear", "--data", "{data}"), "must build the model without arguments"
     ),
     "analyse --model that returns a tuple": BadCommand(
-        ("analyse", "--model", "tests.common.catalogue:digits_pair", "--data", "{data}"),
+        ("analyse", "--model", "tests.common.catalogue.bench:digits_pair", "--data", "{data}"),
         "Use the Python API for other",
     ),
     "analyse --model whose torchvision does not match torch": BadCommand(
-        ("analyse", "--model", "tests.common.catalogue:mismatched_torchvision", "--data", "{data}"),
+        ("analyse", "--model", "tests.common.catalogue.bench:mismatched_torchvision", "--data", "{data}"),
         "Install torch and torchvision as a matching pair from the same index, e.g. pip install torch==2.14.1",
     ),
     "analyse --min-images 0": BadCommand((*ANALYSE, "--min-images", "0"), "expected a number of at least 1"),

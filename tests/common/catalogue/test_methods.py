@@ -1,5 +1,5 @@
 """The catalogue of bad inputs, continued: the methods beyond SSA and perturbation (decision paths, inference graphs,
-the activation sorter) and the executors of many classes, checked as test_catalogue.py checks its cases."""
+the activation sorter) and the executors of many classes, checked as test_api.py checks its cases."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from stepwise.models import digits_cnn, digits_data
 from stepwise.paths.decision_paths import NotFittedError
 from stepwise.sorter.sorter import NotFittedError as SorterNotFittedError
 
-from tests.common.catalogue import (
+from tests.common.catalogue.bench import (
     DIGITS,
     LEVELS,
     N_INPUTS,
@@ -32,39 +32,15 @@ from tests.common.catalogue import (
     Bad,
     BadCommand,
     Bench,
-    bench_graphs,
-    bench_inputs,
     check_api,
     check_command,
     counting,
     global_hooks,
-    make_command_files,
     prepared,
     state_of,
     timed,
-    warm,
     with_value,
 )
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _warm() -> None:
-    warm()
-
-
-@pytest.fixture(scope="module")
-def inputs() -> Tensor:
-    return bench_inputs()
-
-
-@pytest.fixture(scope="module")
-def graphs() -> list[DependencyGraph]:
-    return bench_graphs()
-
-
-@pytest.fixture(scope="module")
-def command_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return make_command_files(tmp_path_factory)
 
 
 API: dict[str, Bad] = {}  # every method's Python cases, by name
@@ -142,11 +118,6 @@ DECISION_PATHS = {
 API.update(DECISION_PATHS)
 
 
-@pytest.mark.parametrize("name", list(DECISION_PATHS))
-def test_decision_paths(name: str, inputs: Tensor, graphs: list[DependencyGraph], tmp_path: Path) -> None:
-    check_api(API[name], inputs, graphs, tmp_path)
-
-
 PATHS = ("paths", *DIGITS, "--data", "{data}", "--out", "{tmp}/out")
 PATHS_COMMANDS = {
     "paths --clusters 1": BadCommand((*PATHS, "--clusters", "1"), "expected at least 2 clusters, got 1"),
@@ -168,17 +139,6 @@ PATHS_COMMANDS = {
     ),
 }
 COMMANDS.update(PATHS_COMMANDS)
-
-
-@pytest.mark.parametrize("name", list(PATHS_COMMANDS))
-def test_paths_command_line(
-    name: str,
-    command_files: dict[str, Path],
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    check_command(COMMANDS[name], command_files, tmp_path, capsys, monkeypatch)
 
 
 # ------------------------------------------------------------------------------------------------ inference graphs
@@ -240,11 +200,6 @@ INFERENCE = {
     ),
 }
 API.update(INFERENCE)
-
-
-@pytest.mark.parametrize("name", list(INFERENCE))
-def test_inference_graphs(name: str, inputs: Tensor, graphs: list[DependencyGraph], tmp_path: Path) -> None:
-    check_api(API[name], inputs, graphs, tmp_path)
 
 
 @functools.cache
@@ -332,17 +287,6 @@ INFERENCE_COMMANDS = {
 COMMANDS.update(INFERENCE_COMMANDS)
 
 
-@pytest.mark.parametrize("name", list(INFERENCE_COMMANDS))
-def test_inference_command_line(
-    name: str,
-    command_files: dict[str, Path],
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    check_command(COMMANDS[name], command_files, tmp_path, capsys, monkeypatch)
-
-
 # ------------------------------------------------------------------------------------------------ many classes, executors
 
 
@@ -394,11 +338,6 @@ EXECUTORS = {
     ),
 }
 API.update(EXECUTORS)
-
-
-@pytest.mark.parametrize("name", list(EXECUTORS))
-def test_executors(name: str, inputs: Tensor, graphs: list[DependencyGraph], tmp_path: Path) -> None:
-    check_api(API[name], inputs, graphs, tmp_path)
 
 
 def test_class_graphs_reports_a_class_without_qualifying_inputs_and_runs_the_others() -> None:
@@ -530,11 +469,6 @@ SORTER = {
 API.update(SORTER)
 
 
-@pytest.mark.parametrize("name", list(SORTER))
-def test_activation_sorter(name: str, inputs: Tensor, graphs: list[DependencyGraph], tmp_path: Path) -> None:
-    check_api(API[name], inputs, graphs, tmp_path)
-
-
 SORT = ("sort", *DIGITS, "--data", "{data}", "--out", "{tmp}/out")
 SORT_COMMANDS = {
     "sort --bins 1": BadCommand((*SORT, "--bins", "1"), "expected at least 2"),
@@ -555,8 +489,16 @@ SORT_COMMANDS = {
 COMMANDS.update(SORT_COMMANDS)
 
 
-@pytest.mark.parametrize("name", list(SORT_COMMANDS))
-def test_sort_command_line(
+# ------------------------------------------------------------------------------------------------ every case above
+
+
+@pytest.mark.parametrize("name", [pytest.param(name, marks=case.marks) for name, case in API.items()])
+def test_python_api(name: str, inputs: Tensor, graphs: list[DependencyGraph], tmp_path: Path) -> None:
+    check_api(API[name], inputs, graphs, tmp_path)
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_command_line(
     name: str,
     command_files: dict[str, Path],
     tmp_path: Path,
