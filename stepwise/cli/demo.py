@@ -86,14 +86,19 @@ def run(args: argparse.Namespace, progress: Progress) -> Path:
 def _method_sections(
     setup: Setup, args: argparse.Namespace, split: Tensor | None, out: Path, progress: Progress
 ) -> None:
-    """The other methods on the same model and split, each into its own folder (``paths/``, ``inference/``,
+    """The other methods on the same model and split (the classes asked for), each into its own folder (``paths/``, ``inference/``,
     ``sort/``, each with its own ``summary.md``), and a section of the demo's summary that points to them."""
     from stepwise.cli.inference import demo_inference
     from stepwise.cli.paths import demo_paths
     from stepwise.cli.sort import demo_section
 
+    import torch
+
     labels = setup.data.labels
-    data = setup.data if split is None else Data(setup.data.inputs[split], labels[split], source=setup.data.source)
+    keep = torch.arange(len(labels)) if split is None else split
+    if args.classes:  # the classes asked for, as the dependency graphs: a quick look stays quick
+        keep = keep[torch.isin(labels[keep], torch.tensor(args.classes))]
+    data = Data(setup.data.inputs[keep], labels[keep], source=setup.data.source)
     with progress.stage("decision paths"):
         demo_paths(setup.model, data, out / "paths", progress, command=setup.command)
     with progress.stage("inference graphs"):
