@@ -1,11 +1,15 @@
-"""The ``stepwise`` command: dependency graphs and perturbation rankings of a trained classifier, as files.
+"""The ``stepwise`` command: every method of the library on a trained classifier, as files.
 
 Subcommands (``stepwise COMMAND --help`` explains every option):
 
 - ``demo``: the shipped digits CNN (:mod:`stepwise.models`) end to end, offline: a dependency graph per class,
-  their bag-of-nodes clustering and a perturbation ranking of one image per class;
-- ``analyse``: the same dependency graphs and clustering for your model and data;
+  their bag-of-nodes clustering, a perturbation ranking of one image per class, and the decision paths, inference
+  graphs and activation sorter of the same inputs;
+- ``analyse``: the same dependency graphs and clustering for your model and data (``--workers N`` on Dask);
 - ``perturb``: perturbation neuron rankings (:mod:`perturb`) of some of your inputs;
+- ``paths``: decision paths (:mod:`stepwise.paths`): clusters per level, flows, paths, Sankey diagrams;
+- ``inference``: inference graphs (:mod:`stepwise.inference`): visual words per level, one graph per class;
+- ``sort``: the activation sorter (:mod:`stepwise.sorter`): layer summaries, neuron kinds, neuron views;
 - ``levels``: the levels of a model, those :func:`stepwise.default_levels` proposes marked.
 
 Bad arguments (a missing file, a module without the factory, a level typo, data the model rejects, weights that
@@ -19,7 +23,8 @@ The package
 ``main`` (:func:`main`, exit statuses, :func:`build_parser`), ``options`` (the usage error, argument types and
 option groups every command shares), ``loading`` (model, weights, data, and their checks), ``selection`` (which
 inputs explain each class), ``progress`` (bars, notes, warnings, stage timings), ``summary`` (``summary.md``,
-``summary.json``, ``timings.json``), and one module per command: ``demo``, ``analyse``, ``perturb``, ``levels``.
+``summary.json``, ``timings.json``), ``distributed`` (``--workers``, ``--scheduler``), and one module per command:
+``demo``, ``analyse``, ``perturb``, ``paths``, ``inference``, ``sort``, ``levels``.
 
 Adding a command
 ----------------

@@ -23,8 +23,10 @@ COMMANDS = ["demo", "analyse", "perturb", "paths", "sort", "levels", "inference"
 
 _DESCRIPTION = """\
 Explain a trained PyTorch classifier from the inside: which neurons drive each class, layer by layer, as
-dependency graphs (step-wise sensitivity analysis), and which neurons matter for one input under noise
-(perturbation rankings). Every command writes its files atomically and a summary.md of what it measured."""
+dependency graphs (step-wise sensitivity analysis); which neurons matter for one input under noise
+(perturbation rankings); the paths inputs take through clusters of each level (decision paths); the visual
+words of each level that explain a class (inference graphs); and what each neuron responds to across the data
+(activation sorter). Every command writes its files atomically and a summary.md of what it measured."""
 
 _EPILOG = """\
 examples:
