@@ -315,3 +315,24 @@ def digits_subset(classes: Sequence[int], per_class: int) -> tuple[Tensor, Tenso
     images, labels, train, _ = digits_data()
     chosen = torch.cat([train[labels[train] == c][:per_class] for c in classes])
     return images[chosen], labels[chosen]
+
+
+def trained_mlp(n_classes: int = 5) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    """A small MLP with heavy-tailed weights (as trained networks have), trained briefly on Gaussian blobs."""
+    generator = torch.Generator().manual_seed(0)
+    centres = torch.randn(n_classes, 10, generator=generator)
+    labels = torch.arange(n_classes).repeat_interleave(30)
+    inputs = centres[labels] + torch.randn(len(labels), 10, generator=generator)
+    model = nn.Sequential(nn.Linear(10, 64), nn.ReLU(), nn.Linear(64, 48), nn.ReLU(), nn.Linear(48, n_classes))
+    with torch.no_grad():
+        for layer in model[::2]:
+            layer.weight.copy_(torch.randn(layer.weight.shape, generator=generator) / layer.in_features**0.5)
+            layer.weight.mul_(torch.exp(1.5 * torch.randn(layer.weight.shape, generator=generator)))
+            layer.bias.zero_()
+    for _ in range(30):  # plain gradient descent (torch.optim's first step is slow to set up)
+        model.zero_grad()
+        nn.functional.cross_entropy(model(inputs), labels).backward()
+        with torch.no_grad():
+            for parameter in model.parameters():
+                parameter -= 0.05 * parameter.grad
+    return model.eval(), inputs, labels

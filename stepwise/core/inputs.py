@@ -13,10 +13,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .hooks import all_finite, check_has_values, model_device_dtype
+from .hooks import all_finite, check_has_values, check_model_has_values, model_device_dtype
 from .typing import Inputs, Seed
 
-__all__ = ["make_generator", "single_input", "stack_inputs"]
+__all__ = ["check_batch", "make_generator", "single_input", "stack_inputs"]
 
 _SHAPES = "(C, H, W) or (1, C, H, W), or (D,) or (1, D) for a vector input"
 
@@ -167,3 +167,37 @@ def stack_inputs(inputs: Inputs) -> Tensor:
         raise ValueError(f"inputs is empty (shape {tuple(data.shape)}): pass at least one input.")
     check_has_values(data, "inputs")
     return data
+
+
+def check_batch(inputs: object, model: nn.Module, what: str = "inputs") -> Tensor:
+    """``inputs`` if it is a non-empty tensor (N, ...) of finite values in the model's floating dtype, else raise.
+
+    Raises
+    ------
+    TypeError
+        If ``inputs`` is not a tensor.
+    ValueError
+        If it is empty, on the meta device, holds NaN or Inf values (the message counts the inputs), or has another
+        floating dtype than the model; a model on the meta device.
+    """
+    if not isinstance(inputs, Tensor):
+        raise TypeError(
+            f"{what} must be a torch.Tensor of shape (N, ...); got {type(inputs).__name__}. Convert arrays with "
+            "torch.as_tensor."
+        )
+    if inputs.dim() == 0 or len(inputs) == 0:
+        raise ValueError(f"{what} is empty: pass at least one input, batch dimension first.")
+    check_has_values(inputs, what)
+    check_model_has_values(model)
+    if not all_finite(inputs):
+        bad = int((~torch.isfinite(inputs.reshape(len(inputs), -1))).any(dim=1).sum())
+        raise ValueError(
+            f"{what} hold NaN or Inf values ({bad} of {len(inputs)} inputs): remove or repair those inputs, for "
+            "example with torch.nan_to_num or by dropping the rows."
+        )
+    _, dtype = model_device_dtype(model)
+    if dtype is not None and inputs.is_floating_point() and inputs.dtype != dtype:
+        raise ValueError(
+            f"{what} are {inputs.dtype} but the model is {dtype}: convert one of them, for example {what}.to({dtype})."
+        )
+    return inputs

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from stepwise.core.hooks import all_finite, check_has_values, check_model_has_values, model_device_dtype
+from stepwise.core.hooks import model_device_dtype
 from stepwise.core.levels import INPUT, OUTPUT, SOFTMAX, resolve_levels
 from stepwise.core.validation import NotFittedError, check_int, unknown_name_message
 
@@ -16,7 +17,6 @@ from .columns import Level
 
 __all__ = [
     "NotFittedError",
-    "check_inputs",
     "check_labels",
     "check_levels",
     "check_seed",
@@ -50,31 +50,6 @@ def check_seed(seed: object, owner: str) -> int:
     if isinstance(seed, torch.Generator):
         return int(torch.randint(2**31 - 1, (1,), generator=seed).item())
     return check_int(seed, "seed", owner, low=0, high=2**63 - 1)
-
-
-def check_inputs(model: nn.Module, inputs: object, what: str) -> Tensor:
-    """A batch of finite inputs in the model's dtype."""
-    if not isinstance(inputs, Tensor):
-        raise TypeError(
-            f"{what} must be a torch.Tensor of shape (N, ...); got {type(inputs).__name__}. Convert arrays with "
-            "torch.as_tensor."
-        )
-    if inputs.dim() == 0 or len(inputs) == 0:
-        raise ValueError(f"{what} is empty: pass at least one input, batch dimension first.")
-    check_has_values(inputs, what)
-    check_model_has_values(model)
-    if not all_finite(inputs):
-        bad = int((~torch.isfinite(inputs.reshape(len(inputs), -1))).any(1).sum())
-        raise ValueError(
-            f"{what} hold NaN or Inf values ({bad} of {len(inputs)} inputs): remove or repair those inputs, for "
-            "example with torch.nan_to_num or by dropping the rows."
-        )
-    _, dtype = model_device_dtype(model)
-    if dtype is not None and inputs.is_floating_point() and inputs.dtype != dtype:
-        raise ValueError(
-            f"{what} are {inputs.dtype} but the model is {dtype}: convert one of them, for example {what}.to({dtype})."
-        )
-    return inputs
 
 
 def check_labels(labels: object, n: int) -> Tensor | None:

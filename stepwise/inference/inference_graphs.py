@@ -3,6 +3,8 @@ a class or an image (paper 001, "Inference Graphs for CNN Interpretation")."""
 
 from __future__ import annotations
 
+from stepwise.core.inputs import check_batch
+
 import numbers
 from collections.abc import Mapping, Sequence
 from os import PathLike
@@ -16,7 +18,7 @@ from stepwise._version import __version__
 from stepwise.core.hooks import model_device_dtype
 from stepwise.core.validation import check_bool, check_float, check_int, check_option, unknown_name_message
 
-from .checks import NotFittedError, check_inputs, check_labels, check_levels, check_seed, numbers_of_words, resolve
+from .checks import NotFittedError, check_labels, check_levels, check_seed, numbers_of_words, resolve
 from .columns import CACHE_BYTES, ColumnSource, Level, auto_batch_size
 from .cooccurrence import cooccurrence_counts, transition_table
 from .fields import field_boxes, field_index, receptive_field
@@ -168,7 +170,7 @@ class InferenceGraphs:
 
     def _checked(self, inputs: object, method: str, what: str = "inputs") -> Tensor:
         self._check_fitted(method)
-        x = check_inputs(self.model, inputs, what)
+        x = check_batch(inputs, self.model, what)
         if tuple(x.shape[1:]) != self._input_shape:
             raise ValueError(
                 f"{what} have shape {tuple(x.shape[1:])} per input, but the model was fitted on inputs of shape "
@@ -217,14 +219,14 @@ class InferenceGraphs:
             Before the long work: NaN or Inf inputs, validation inputs of another shape, missing labels for the
             discriminative loss, an unknown level, fewer columns than words.
         """
-        x = check_inputs(self.model, inputs, "inputs")
+        x = check_batch(inputs, self.model, "inputs")
         y = check_labels(labels, len(x))
         if self.loss == "discriminative" and y is None:
             raise ValueError(
                 "loss='discriminative' trains a classifier of the word histograms, so it needs labels: pass "
                 "fit(inputs, labels), or use loss='generative'."
             )
-        v = x if validation is None else check_inputs(self.model, validation, "validation")
+        v = x if validation is None else check_batch(validation, self.model, "validation")
         if tuple(v.shape[1:]) != tuple(x.shape[1:]):
             raise ValueError(
                 f"validation inputs have shape {tuple(v.shape[1:])} per input, but inputs have "

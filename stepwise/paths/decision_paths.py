@@ -7,6 +7,8 @@ of the next, up to the class (the model's prediction, or the given label).
 
 from __future__ import annotations
 
+from stepwise.core.inputs import check_batch
+
 import numbers
 from collections.abc import Mapping, Sequence
 from os import PathLike
@@ -29,7 +31,7 @@ from stepwise.core.validation import (
     unknown_name_message,
 )
 
-from .checks import check_inputs, check_labels, check_seed
+from .checks import check_labels, check_seed
 from .clustering import ALGORITHMS, LevelClusters, finish_minibatch, fit_full, new_minibatch, squared_distances
 from .features import FEATURES, LevelFeatures, auto_batch_size, capture_features
 from .flows import CLASS, flow_table, path_table, rare_inputs
@@ -164,7 +166,7 @@ class DecisionPaths:
     # ------------------------------------------------------------------------------------------ checks
 
     def _check_inputs(self, inputs: object) -> Tensor:
-        return check_inputs(inputs, self.model)
+        return check_batch(inputs, self.model)
 
     def _check_labels(self, labels: object, n: int) -> np.ndarray | None:
         return check_labels(labels, n, self.top)

@@ -13,14 +13,13 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from matplotlib.colors import to_rgba
 from matplotlib.patches import FancyArrowPatch, Rectangle
 from matplotlib.text import Text
 from scipy.cluster.hierarchy import leaves_list
-from torch import nn
 
 import stepwise
+from tests.helpers import trained_mlp
 from stepwise import cluster_graphs, cosine_ward_linkage
 from stepwise.graphs.draw import edge_width
 from stepwise.graphs.paths import PathsGraph
@@ -32,27 +31,6 @@ pytestmark = pytest.mark.filterwarnings(
 )
 N_CLASSES = 5
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-def trained_mlp() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
-    """A small MLP with heavy-tailed weights (as trained networks have), trained briefly on Gaussian blobs."""
-    generator = torch.Generator().manual_seed(0)
-    centres = torch.randn(N_CLASSES, 10, generator=generator)
-    labels = torch.arange(N_CLASSES).repeat_interleave(30)
-    inputs = centres[labels] + torch.randn(len(labels), 10, generator=generator)
-    model = nn.Sequential(nn.Linear(10, 64), nn.ReLU(), nn.Linear(64, 48), nn.ReLU(), nn.Linear(48, N_CLASSES))
-    with torch.no_grad():
-        for layer in model[::2]:
-            layer.weight.copy_(torch.randn(layer.weight.shape, generator=generator) / layer.in_features**0.5)
-            layer.weight.mul_(torch.exp(1.5 * torch.randn(layer.weight.shape, generator=generator)))
-            layer.bias.zero_()
-    for _ in range(30):  # plain gradient descent (torch.optim's first step is slow to set up)
-        model.zero_grad()
-        nn.functional.cross_entropy(model(inputs), labels).backward()
-        with torch.no_grad():
-            for parameter in model.parameters():
-                parameter -= 0.05 * parameter.grad
-    return model.eval(), inputs, labels
 
 
 @pytest.fixture(scope="module")

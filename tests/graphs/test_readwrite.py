@@ -15,12 +15,11 @@ from pathlib import Path
 
 import networkx as nx
 import pytest
-import torch
 from tests.faults import FullDisk, files_in
 from networkx.readwrite.gexf import GEXFWriter
-from torch import nn
 
 import stepwise
+from tests.helpers import trained_mlp
 from stepwise.core import io as core_io
 from stepwise import DependencyGraph, read_graph, write_graph
 from stepwise.graphs import readwrite
@@ -29,27 +28,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:pydot")  # p
 FORMATS = [".graphml", ".gexf", ".json", ".dot"]
 N_CLASSES = 5
 DATA = Path(__file__).parent.parent / "data"
-
-
-def trained_mlp() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
-    """A small MLP with heavy-tailed weights (as trained networks have), trained briefly on Gaussian blobs."""
-    generator = torch.Generator().manual_seed(0)
-    centres = torch.randn(N_CLASSES, 10, generator=generator)
-    labels = torch.arange(N_CLASSES).repeat_interleave(30)
-    inputs = centres[labels] + torch.randn(len(labels), 10, generator=generator)
-    model = nn.Sequential(nn.Linear(10, 64), nn.ReLU(), nn.Linear(64, 48), nn.ReLU(), nn.Linear(48, N_CLASSES))
-    with torch.no_grad():
-        for layer in model[::2]:
-            layer.weight.copy_(torch.randn(layer.weight.shape, generator=generator) / layer.in_features**0.5)
-            layer.weight.mul_(torch.exp(1.5 * torch.randn(layer.weight.shape, generator=generator)))
-            layer.bias.zero_()
-    for _ in range(30):  # plain gradient descent (torch.optim's first step is slow to set up)
-        model.zero_grad()
-        nn.functional.cross_entropy(model(inputs), labels).backward()
-        with torch.no_grad():
-            for parameter in model.parameters():
-                parameter -= 0.05 * parameter.grad
-    return model.eval(), inputs, labels
 
 
 def real_graphs() -> dict[str, DependencyGraph]:
