@@ -336,3 +336,49 @@ def trained_mlp(n_classes: int = 5) -> tuple[nn.Module, torch.Tensor, torch.Tens
             for parameter in model.parameters():
                 parameter -= 0.05 * parameter.grad
     return model.eval(), inputs, labels
+
+
+# ------------------------------------------------------------------------------------------------ transformers
+
+#: Real tokens per sentence of :func:`sentences` (cycled): a batch of them is padded to 7.
+LENGTHS = (7, 5, 3, 7, 2, 6)
+#: Levels of :func:`tiny_bert`, bottom to top: embeddings, the MLP activations of both layers, the softmax.
+BERT_LEVELS = [
+    "transformer.embeddings",
+    "transformer.encoder.layer.0.intermediate",
+    "transformer.encoder.layer.1.intermediate",
+    "softmax",
+]
+
+
+def tiny_bert(dtype: torch.dtype = torch.float64) -> nn.Module:
+    """A :class:`~stepwise.models.minilm.SentenceClassifier` on a BERT built from a config (nothing downloaded):
+    two layers, hidden 32, four heads, MLP 48, three classes; seeded random weights, eval mode. Needs transformers."""
+    import transformers
+
+    from stepwise.models.minilm import SentenceClassifier
+
+    torch.manual_seed(0)
+    config = transformers.BertConfig(
+        vocab_size=60, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=48,
+        max_position_embeddings=32, attn_implementation="eager",
+    )  # fmt: skip
+    model = SentenceClassifier(transformers.BertModel(config, add_pooling_layer=False), 32, 3)
+    with torch.no_grad():
+        model.probe.weight.mul_(20.0)  # class scores that vary between sentences
+    return model.to(dtype).eval()
+
+
+def sentences(n: int = len(LENGTHS), seed: int = 1) -> dict[str, Tensor]:
+    """Token ids and mask of ``n`` sentences of the lengths in :data:`LENGTHS` (cycled), padded with id 0."""
+    generator = torch.Generator().manual_seed(seed)
+    lengths = torch.tensor([LENGTHS[i % len(LENGTHS)] for i in range(n)])
+    mask = (torch.arange(int(lengths.max())) < lengths[:, None]).to(torch.int64)
+    ids = torch.randint(1, 60, mask.shape, generator=generator) * mask
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+def alone(batch: dict[str, Tensor], i: int) -> dict[str, Tensor]:
+    """Sentence ``i`` of a padded batch on its own, without padding."""
+    length = int(batch["attention_mask"][i].sum())
+    return {key: value[i : i + 1, :length] for key, value in batch.items()}

@@ -11,9 +11,13 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from .inputs import KeywordInputs
 
 __all__ = [
     "NonFiniteError",
@@ -122,9 +126,14 @@ class StopForward(Exception):
     """Raised by a hook to end a forward pass once the last needed activation exists."""
 
 
-def run_model(model: nn.Module, x: Tensor) -> object:
-    """Run the model, re-raising its errors with the shape and dtype of the inputs."""
+def run_model(model: nn.Module, x: Tensor | KeywordInputs) -> object:
+    """Run the model on a tensor, or on keyword tensors as ``model(**x.tensors)``, re-raising its errors with the
+    shape and dtype of the inputs."""
+    from .inputs import KeywordInputs  # inputs imports this module
+
     try:
+        if isinstance(x, KeywordInputs):
+            return model(**x.tensors)
         return model(x)
     except (StopForward, NonFiniteError):
         raise
@@ -137,7 +146,7 @@ def run_model(model: nn.Module, x: Tensor) -> object:
 
 def forward_pass(
     model: nn.Module,
-    x: Tensor,
+    x: Tensor | KeywordInputs,
     hooks: Sequence[tuple[nn.Module, Callable]] = (),
     *,
     stop_after: nn.Module | None = None,

@@ -8,7 +8,7 @@ itself), both only on top.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -25,6 +25,7 @@ from .hooks import (
     run_model,
 )
 from .dataflow import depends_on, grad_node, merges_paths
+from .inputs import Batch, KeywordInputs, as_batch
 from .validation import unknown_name_message
 
 __all__ = [
@@ -116,7 +117,7 @@ def _has_children(module: nn.Module) -> bool:
     return any(True for _ in module.children())
 
 
-def _trace(model: nn.Module, example: Tensor) -> _Trace:
+def _trace(model: nn.Module, example: Batch) -> _Trace:
     """One forward pass with a hook on every module, recording autograd nodes (see :mod:`.dataflow`)."""
     names = {m: n for n, m in model.named_modules() if n}
     calls: list[_Call] = []
@@ -133,7 +134,9 @@ def _trace(model: nn.Module, example: Tensor) -> _Trace:
         calls.append(_Call(name, module, args, output, version, sources.get(name), grad_node(output)))
 
     x = example
-    if example.is_floating_point():  # a non-leaf copy: the model may change its input in place
+    if (
+        isinstance(example, Tensor) and example.is_floating_point()
+    ):  # a non-leaf copy: the model may change its input in place
         x = example.detach().clone().requires_grad_(True).clone()
     with analysis_mode(model, warn=False), torch.enable_grad():
         with hooked(forward=[(m, record) for m in names], forward_pre=[(m, begin) for m in names]):
@@ -163,32 +166,38 @@ def _is_classifier_output(output: object) -> bool:
 
 
 def _candidate_calls(trace: _Trace) -> list[_Call]:
-    """Module calls usable as levels: called once, tensor output; a container returning the previous candidate's
-    output unchanged (the same tensor, not changed in place since) is dropped."""
+    """Module calls usable as levels: called once, tensor output. A container returning the previous candidate's
+    output unchanged (the same tensor, not changed in place since) is one level with it: a ``Sequential`` (or
+    module list) is dropped, any other container (a transformer's ``intermediate``, say) names the level instead
+    of the module inside it."""
     seen: list[_Call] = []
     for call in trace.calls:
         if trace.counts[call.name] != 1 or not isinstance(call.output, Tensor) or call.output.dim() < 2:
             continue
         repeats = bool(seen) and seen[-1].output is call.output and seen[-1].version == call.version
-        if repeats and any(True for _ in call.module.children()):
+        if repeats and _has_children(call.module):
+            if not isinstance(call.module, (nn.Sequential, nn.ModuleList, nn.ModuleDict)):
+                seen[-1] = call
             continue
         seen.append(call)
     return seen
 
 
-def _as_example(model: nn.Module, example_input: Tensor) -> Tensor:
+def _as_example(model: nn.Module, example_input: Batch | Mapping[str, Tensor]) -> Batch:
     """Check the model and the example batch before the forward pass that probes the levels."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}.")
-    if not isinstance(example_input, Tensor):
+    example_input = as_batch(example_input)
+    if not isinstance(example_input, (Tensor, KeywordInputs)):
         raise TypeError(
             f"example_input must be a torch.Tensor batch (N, ...); got {type(example_input).__name__}. "
-            "Pass a few inputs stacked along a first batch dimension."
+            "Pass a few inputs stacked along a first batch dimension, or a dict of tensors as a tokenizer returns them."
         )
     if example_input.dim() == 0 or example_input.shape[0] == 0:
         raise ValueError("example_input is empty: pass at least one input (batch dimension first).")
     check_model_has_values(model)
-    check_has_values(example_input, "example_input")
+    if isinstance(example_input, Tensor):
+        check_has_values(example_input, "example_input")
     device, dtype = model_device_dtype(model)
     if dtype is not None and example_input.device != device:
         raise ValueError(
@@ -198,7 +207,7 @@ def _as_example(model: nn.Module, example_input: Tensor) -> Tensor:
     return example_input
 
 
-def list_levels(model: nn.Module, example_input: Tensor) -> list[str]:
+def list_levels(model: nn.Module, example_input: Batch | Mapping[str, Tensor]) -> list[str]:
     """List the names that can serve as levels of ``model``, in forward order.
 
     One forward pass of ``example_input`` (in eval mode, parameters frozen) finds every module that runs
@@ -209,13 +218,15 @@ def list_levels(model: nn.Module, example_input: Tensor) -> list[str]:
     ----------
     model : torch.nn.Module
         The network.
-    example_input : Tensor of shape (N, ...)
-        A batch the model accepts.
+    example_input : Tensor of shape (N, ...), or dict of str to Tensor
+        A batch the model accepts: a tensor, or keyword tensors with a batch dimension (a tokenizer's output, see
+        :class:`~stepwise.core.inputs.KeywordInputs`), passed as ``model(**example_input)``.
 
     Returns
     -------
     list of str
-        ``"input"``, the module names in the order their outputs are produced, then ``"softmax"`` when the model
+        ``"input"`` (unless the inputs are a dict: token ids are no level), the module names in the order their
+        outputs are produced, then ``"softmax"`` when the model
         outputs class scores of shape (N, C) with C >= 2, else ``"output"`` when the output is a tensor.
 
     Examples
@@ -227,7 +238,8 @@ def list_levels(model: nn.Module, example_input: Tensor) -> list[str]:
     """
     example = _as_example(model, example_input)
     trace = _trace(model, example)
-    names = [INPUT] + [call.name for call in _candidate_calls(trace)]
+    names = [] if isinstance(example, KeywordInputs) else [INPUT]  # token ids are no level
+    names += [call.name for call in _candidate_calls(trace)]
     if _is_classifier_output(trace.output):
         names.append(SOFTMAX)
     elif isinstance(trace.output, Tensor):
@@ -235,7 +247,7 @@ def list_levels(model: nn.Module, example_input: Tensor) -> list[str]:
     return names
 
 
-def default_levels(model: nn.Module, example_input: Tensor) -> list[str]:
+def default_levels(model: nn.Module, example_input: Batch | Mapping[str, Tensor]) -> list[str]:
     """Propose levels as ``docs/design.md`` defines them, bottom to top.
 
     Every Conv/Linear layer's output, taken after the elementwise activation module that directly follows it
@@ -251,8 +263,9 @@ def default_levels(model: nn.Module, example_input: Tensor) -> list[str]:
     ----------
     model : torch.nn.Module
         The network.
-    example_input : Tensor of shape (N, ...)
-        A batch the model accepts.
+    example_input : Tensor of shape (N, ...), or dict of str to Tensor
+        A batch the model accepts: a tensor, or keyword tensors with a batch dimension (a tokenizer's output, see
+        :class:`~stepwise.core.inputs.KeywordInputs`), passed as ``model(**example_input)``.
 
     Returns
     -------
@@ -315,7 +328,7 @@ def _default_levels(trace: _Trace) -> list[str]:
 
 def resolve_levels(
     model: nn.Module,
-    example_input: Tensor,
+    example_input: Batch | Mapping[str, Tensor],
     levels: Sequence[str] | None,
     *,
     channel_dim: int = 1,
@@ -326,7 +339,8 @@ def resolve_levels(
     Parameters
     ----------
     model : torch.nn.Module
-    example_input : Tensor of shape (N, ...)
+    example_input : Tensor of shape (N, ...), or dict of str to Tensor
+        As for :func:`list_levels`.
     levels : sequence of str or None
         Level names bottom to top; ``None`` means :func:`default_levels`.
     channel_dim : int, default=1
@@ -454,9 +468,15 @@ def _module_call(model: nn.Module, trace: _Trace, name: str) -> _Call:
 
 
 def _level_info(
-    model: nn.Module, trace: _Trace, example: Tensor, modules: dict[str, nn.Module], name: str, channel_dim: int
+    model: nn.Module, trace: _Trace, example: Batch, modules: dict[str, nn.Module], name: str, channel_dim: int
 ) -> LevelInfo:
     """Describe one level from its tensor in the probing pass: shape, channel dimension, finiteness, rewrites."""
+    if name == INPUT and isinstance(example, KeywordInputs):
+        raise ValueError(
+            f"'input' cannot be a level of inputs given as a dict ({sorted(example.tensors)}): token ids have no "
+            "derivative and cannot be perturbed. Take the embeddings as the bottom level instead, the module whose "
+            "output they are (for a BERT-style model 'embeddings'; see stepwise.list_levels(model, inputs))."
+        )
     if name == INPUT:
         tensor, rewritten = example, True
     elif name in (SOFTMAX, OUTPUT):
@@ -478,6 +498,13 @@ def _level_info(
         raise ValueError(
             f"channel_dim={channel_dim} does not fit level {name!r} of shape {tuple(tensor.shape)}: "
             "pass a dimension between 1 and the number of dimensions minus one."
+        )
+    mask = example.mask if isinstance(example, KeywordInputs) else None
+    if mask is not None and dim == 1 and tensor.dim() == 3 and tensor.shape[:2] == mask.shape:
+        raise ValueError(
+            f"channel_dim=1 makes the {tensor.shape[1]} token positions of level {name!r} (shape "
+            f"{tuple(tensor.shape[1:])} per input) its neurons, so padding would change them. Pass channel_dim=2: "
+            f"each of the {tensor.shape[2]} units is then a neuron, its value the mean over the real tokens."
         )
     return LevelInfo(name, modules.get(name), tuple(tensor.shape[1:]), dim, rewritten)
 

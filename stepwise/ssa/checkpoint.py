@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from stepwise.core.inputs import KeywordInputs
 from stepwise.core.io import atomic_write
 
 __all__ = ["Checkpoint", "checkpoint_path", "model_digest", "tensor_digest"]
@@ -52,19 +53,25 @@ def _update(hasher: Any, name: str, tensor: Tensor) -> None:
     hasher.update(flat.view(torch.uint8).numpy() if flat.numel() else b"")
 
 
-def tensor_digest(tensor: Tensor) -> str:
-    """SHA-256 (hex) of a tensor's dtype, shape and values.
+def tensor_digest(tensor: Tensor | KeywordInputs) -> str:
+    """SHA-256 (hex) of a tensor's dtype, shape and values, or of every tensor of keyword inputs with its key.
 
     Parameters
     ----------
-    tensor : Tensor
+    tensor : Tensor or KeywordInputs
 
     Returns
     -------
     str
     """
     hasher = hashlib.sha256()
-    _update(hasher, "", tensor)
+    if isinstance(tensor, KeywordInputs):
+        for key in sorted(tensor.tensors):
+            _update(hasher, key, tensor.tensors[key])
+        if tensor.mask is not None:
+            _update(hasher, "token mask", tensor.mask)
+    else:
+        _update(hasher, "", tensor)
     return hasher.hexdigest()
 
 

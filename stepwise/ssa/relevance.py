@@ -14,6 +14,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from stepwise.core.inputs import is_token_level, token_mean
+
 __all__ = ["RULES", "spatial_mean", "step_relevance"]
 
 RULES = ("gradient", "guided", "grad_x_activation")
@@ -24,12 +26,19 @@ _CHUNK_ELEMENTS = 1 << 26
 
 def spatial_mean(t: Tensor, channel_dim: int) -> Tensor:
     """Average ``t`` over every dimension but the first (batch) and ``channel_dim``: (N, C, ...) -> (N, C)."""
-    t = t.movedim(channel_dim, 1)
-    return t.flatten(2).mean(dim=2) if t.dim() > 2 else t
+    return token_mean(t, channel_dim, None)
 
 
-def _grad_outputs(upper: Tensor, neurons: Tensor, channel_dim: int) -> Tensor:
-    """One cotangent per neuron: 1 / (number of positions) on the neuron's channel, 0 elsewhere."""
+def _grad_outputs(upper: Tensor, neurons: Tensor, channel_dim: int, mask: Tensor | None) -> Tensor:
+    """One cotangent per neuron: 1 / (number of positions) on the neuron's channel, 0 elsewhere; on a token level
+    (:func:`~stepwise.core.inputs.is_token_level`) 1 / (number of real tokens) on the real tokens only."""
+    if is_token_level(upper, channel_dim, mask):
+        assert mask is not None
+        real = mask.to(device=upper.device, dtype=upper.dtype)
+        weights = real / real.sum(dim=1, keepdim=True)  # (N, T)
+        onehot = torch.zeros(len(neurons), upper.shape[2], dtype=upper.dtype, device=upper.device)
+        onehot[torch.arange(len(neurons), device=upper.device), neurons] = 1.0
+        return torch.einsum("nt,kd->kntd", weights, onehot).contiguous()
     moved = upper.movedim(channel_dim, 1)
     positions = moved[0, 0].numel()
     onehot = torch.zeros(len(neurons), moved.shape[1], dtype=upper.dtype, device=upper.device)
@@ -48,6 +57,7 @@ def step_relevance(
     lower_channel_dim: int = 1,
     upper_channel_dim: int = 1,
     chunk_size: int | None = None,
+    mask: Tensor | None = None,
 ) -> Tensor:
     """Relevance of every lower neuron for each of ``neurons``, on every input of a batch.
 
@@ -65,6 +75,9 @@ def step_relevance(
         The channel dimension of each activation.
     chunk_size : int, optional
         Upper neurons per batched backward pass; by default chosen so that a chunk holds about 2**26 elements.
+    mask : Tensor of shape (N, T), optional
+        The token mask of the batch: on (N, T, D) levels with channel dimension 2 the upper neuron is the mean of
+        its unit over the real tokens, and ω the mean over the same tokens of the lower level.
 
     Returns
     -------
@@ -82,11 +95,14 @@ def step_relevance(
     chunks = []
     for start in range(0, len(neurons), chunk_size):
         part = neurons[start : start + chunk_size]
-        cotangents = _grad_outputs(upper, part, upper_channel_dim)
+        cotangents = _grad_outputs(upper, part, upper_channel_dim, mask)
         grads = _batched_vjp(upper, leaf, cotangents)
         if rule == "grad_x_activation":
             grads = grads * leaf.detach()
-        chunks.append(spatial_mean(grads.flatten(0, 1), lower_channel_dim).unflatten(0, grads.shape[:2]))
+        if is_token_level(leaf, lower_channel_dim, mask):
+            chunks.append(token_mean(grads, lower_channel_dim, mask))
+        else:
+            chunks.append(spatial_mean(grads.flatten(0, 1), lower_channel_dim).unflatten(0, grads.shape[:2]))
     if not chunks:
         return leaf.new_zeros((0, leaf.shape[0], leaf.shape[lower_channel_dim]))
     return torch.cat(chunks)

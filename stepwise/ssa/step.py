@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from stepwise.core.capture import top_activation
 from stepwise.core.hooks import StopForward, hooked, run_model
+from stepwise.core.inputs import KeywordInputs
 from stepwise.core.levels import INPUT, LevelInfo
 
 __all__ = ["step_forward"]
@@ -37,7 +38,7 @@ def _guided_hook(module: nn.Module, args: tuple, output: Tensor) -> Tensor:
 
 
 def step_forward(
-    model: nn.Module, x: Tensor, lower: LevelInfo, upper: LevelInfo, *, guided: bool = False
+    model: nn.Module, x: Tensor | KeywordInputs, lower: LevelInfo, upper: LevelInfo, *, guided: bool = False
 ) -> tuple[Tensor, Tensor]:
     """Run one forward pass that records the autograd graph of the step from ``lower`` to ``upper`` only.
 
@@ -50,7 +51,7 @@ def step_forward(
     Parameters
     ----------
     model : torch.nn.Module
-    x : Tensor of shape (N, ...)
+    x : Tensor of shape (N, ...) or KeywordInputs
         A batch on the model's device.
     lower, upper : LevelInfo
         The step's levels; ``lower`` is below ``upper``.
@@ -81,7 +82,7 @@ def step_forward(
         forward.append((lower.module, lower_hook))
     if upper.module is not None:
         forward.append((upper.module, upper_hook))
-    if lower.name == INPUT:
+    if lower.name == INPUT and isinstance(x, Tensor):  # resolve_levels refuses 'input' for keyword inputs
         found["leaf"] = x.detach().clone().requires_grad_(True)
         x = found["leaf"].clone()
     with hooked(forward=forward):

@@ -27,7 +27,7 @@ from .closed_form import ClosedFormStep, LayerStep, Scratch
 from .plan import plan_closed_form
 from stepwise.core.levels import SOFTMAX, LevelInfo, resolve_levels
 from stepwise.core.hooks import all_finite, analysis_mode, forward_pass, model_device_dtype
-from stepwise.core.inputs import stack_inputs
+from stepwise.core.inputs import Batch, KeywordInputs, batch_mask, stack_inputs
 from .step import step_forward
 from .relevance import RULES, step_relevance
 from .select import SIGNS, outlier_mask, select_children
@@ -79,7 +79,8 @@ class StepwiseSensitivity:
         Show a progress bar.
     channel_dim : int, default=1
         The dimension that indexes neurons in levels with more than two dimensions (for example 2 for the
-        (N, T, D) activations of a transformer).
+        (N, T, D) activations of a transformer: with inputs given as a dict, a neuron's value is then the mean of
+        its unit over the real tokens of the token mask, and ω the mean over the same tokens).
     closed_form : bool, default=True
         Compute single-layer steps (pooling, dropout or flatten, then one Conv or Linear layer with an optional
         BatchNorm and elementwise activation, or the softmax on top) and residual blocks by their exact closed
@@ -139,7 +140,7 @@ class StepwiseSensitivity:
 
     # ---------------------------------------------------------------------------------------------- set-up
 
-    def _prepare(self, inputs: object) -> tuple[Tensor, list[LevelInfo], dict[int, ClosedFormStep], int]:
+    def _prepare(self, inputs: object) -> tuple[Batch, list[LevelInfo], dict[int, ClosedFormStep], int]:
         """Stack and check the inputs, resolve the levels and the closed-form steps (cached per input
         signature), pick the batch size."""
         data = stack_inputs(inputs)
@@ -149,9 +150,9 @@ class StepwiseSensitivity:
                 f"inputs are {data.dtype} but the model computes in {dtype}: convert one of them, for example "
                 f"inputs.to({dtype}) or model.to({data.dtype})."
             )
-        if not all_finite(data):
+        if isinstance(data, Tensor) and not all_finite(data):
             raise ValueError("inputs hold NaN or Inf values: remove or replace them before the analysis.")
-        key = (tuple(data.shape[1:]), data.dtype, device)
+        key = (tuple(data.shape[1:]), data.dtype, device, isinstance(data, KeywordInputs))
         if key not in self._resolved:
             example = data[:2].to(device)
             infos = resolve_levels(self.model, example, self.levels, channel_dim=self.channel_dim, steps=True)
@@ -182,7 +183,7 @@ class StepwiseSensitivity:
 
     def _step(
         self,
-        data: Tensor,
+        data: Batch,
         batch_size: int,
         lower: LevelInfo,
         upper: LevelInfo,
@@ -212,6 +213,7 @@ class StepwiseSensitivity:
                     rule=self.rule,
                     lower_channel_dim=lower.channel_dim,
                     upper_channel_dim=upper.channel_dim,
+                    mask=batch_mask(batch),
                 ).detach()
             del leaf, up
             counts += outlier_mask(omega, fence=self.fence, sign=self.sign).sum(dim=1)
@@ -221,7 +223,7 @@ class StepwiseSensitivity:
             bar.update(1)
         return _StepStats(counts, omega_sum, torch.cat(kept, dim=1) if keep_omega else None)
 
-    def _collect(self, data: Tensor, batch_size: int, steps: dict[int, ClosedFormStep], bar: Any) -> None:
+    def _collect(self, data: Batch, batch_size: int, steps: dict[int, ClosedFormStep], bar: Any) -> None:
         """One streamed forward pass without gradients that gathers the statistics of the closed-form steps."""
         device, _ = model_device_dtype(self.model)
         top = steps[max(steps)].upper.module  # None when the model output is needed (softmax, output)
@@ -272,7 +274,9 @@ class StepwiseSensitivity:
 
         Parameters
         ----------
-        inputs : Tensor of shape (N, ...), or iterable of tensors or (x, y) batches
+        inputs : Tensor of shape (N, ...), dict of str to Tensor, or iterable of tensors or (x, y) batches
+            A dict (a tokenizer's output, :class:`~stepwise.core.inputs.KeywordInputs`) is passed to the model as
+            keyword arguments; its token mask makes the neurons of (N, T, D) levels means over the real tokens.
         upper, lower : str
             Levels of this analysis; ``lower`` below ``upper`` (usually adjacent: one step).
         neurons : int or sequence of int
@@ -367,8 +371,8 @@ class StepwiseSensitivity:
 
         Parameters
         ----------
-        inputs : Tensor of shape (N, ...), or iterable of tensors or (x, y) batches
-            Inputs of one class, usually.
+        inputs : Tensor of shape (N, ...), dict of str to Tensor, or iterable of tensors or (x, y) batches
+            Inputs of one class, usually; a dict as for :meth:`relevance`.
         target : int or list of (str, int)
             A neuron index of the top level (the class for ``softmax``), or neurons ``(level, index)`` at any
             levels; the traversal starts at the highest level named.
@@ -431,7 +435,7 @@ class StepwiseSensitivity:
                     step.clear()
         return DependencyGraph(graph)
 
-    def _fingerprint(self, data: Tensor, attrs: dict[str, Any], batch_size: int) -> dict[str, Any]:
+    def _fingerprint(self, data: Batch, attrs: dict[str, Any], batch_size: int) -> dict[str, Any]:
         """What a checkpoint must match: the version, the settings, hashes of the model and of the inputs."""
         device, _ = model_device_dtype(self.model)
         names = ("levels", "target", "rule", "branching", "fence", "sign")
@@ -448,7 +452,7 @@ class StepwiseSensitivity:
 
     def _traverse(
         self,
-        data: Tensor,
+        data: Batch,
         batch_size: int,
         infos: list[LevelInfo],
         plan: dict[int, ClosedFormStep],
@@ -515,7 +519,7 @@ class StepwiseSensitivity:
 
     def _compute_step(
         self,
-        data: Tensor,
+        data: Batch,
         batch_size: int,
         lower: LevelInfo,
         upper: LevelInfo,

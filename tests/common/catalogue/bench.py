@@ -107,12 +107,13 @@ def prepared(model: nn.Module) -> nn.Module:
 
 
 def counting(forward: Callable[..., Any], sizes: list[int]) -> Callable[..., Any]:
-    """``forward`` recording the batch size of each call (the batch is the last positional argument)."""
+    """``forward`` recording the batch size of each call (the batch is the last positional argument, or the first
+    keyword argument for keyword inputs)."""
 
     @functools.wraps(forward)
-    def counted(*args: Any) -> Any:
-        sizes.append(len(args[-1]))
-        return forward(*args)
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        sizes.append(len(args[-1] if args else next(iter(kwargs.values()))))
+        return forward(*args, **kwargs)
 
     return counted
 

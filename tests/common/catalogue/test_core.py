@@ -3,17 +3,19 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-from tests.helpers import VGGStyle, build_case, sequential_cnn
+from tests.helpers import BERT_LEVELS, VGGStyle, build_case, sentences, sequential_cnn, tiny_bert
 from torch import Tensor, nn
 
 import perturb
 import stepwise
 from stepwise import DependencyGraph
+from stepwise.core.inputs import KeywordInputs
 
 from tests.common.catalogue.bench import (
     CPU_LIMIT,
@@ -215,3 +217,95 @@ SELECT_INPUTS = {
 @pytest.mark.parametrize("name", list(SELECT_INPUTS))
 def test_select_inputs(name: str, inputs: Tensor, graphs: list[DependencyGraph], tmp_path: Path) -> None:
     check_api(SELECT_INPUTS[name], inputs, graphs, tmp_path)
+
+
+# ------------------------------------------------------------------------------------------------ keyword inputs
+
+#: One check of dicts of tensors (stepwise.core.inputs.KeywordInputs) serves every method.
+_TRANSFORMERS = (pytest.mark.skipif(importlib.util.find_spec("transformers") is None, reason="needs transformers"),)
+
+
+def float_bert() -> nn.Module:
+    return tiny_bert(torch.float32)
+
+
+def tokens(**changes: Any) -> dict[str, Any]:
+    """:data:`~tests.common.catalogue.bench.N_INPUTS` padded sentences for the tiny BERT, with ``changes`` applied."""
+    return {**sentences(N_INPUTS), **changes}
+
+
+def no_real_token() -> dict[str, Tensor]:
+    batch = sentences(N_INPUTS)
+    batch["attention_mask"][5] = 0
+    return batch
+
+
+def bert_graph(b: Bench, inputs: object, levels: object = BERT_LEVELS, **kwargs: Any) -> object:
+    kwargs.setdefault("channel_dim", 2)
+    return stepwise.StepwiseSensitivity(b.model, levels, **kwargs).dependency_graph(inputs, target=0)
+
+
+def _keyword(call: Any, error: type[Exception], fix: str, probes: int = 0) -> Bad:
+    return Bad(call, error, fix, probes=probes, model=float_bert, marks=_TRANSFORMERS)
+
+
+KEYWORD_INPUTS = {
+    "dependency_graph: a dict of one sentence without a batch dimension": _keyword(
+        lambda b: bert_graph(b, {k: v[0] for k, v in sentences(N_INPUTS).items()}),
+        ValueError,
+        "without a batch dimension: a dict of inputs holds a batch, (N, T). For one sentence add the batch dimension",
+    ),
+    "dependency_graph: a dict whose tensors disagree on the number of inputs": _keyword(
+        lambda b: bert_graph(b, tokens(attention_mask=sentences(N_INPUTS)["attention_mask"][:10])),
+        ValueError,
+        "must share a first (batch) dimension",
+    ),
+    "dependency_graph: a mask of another shape than the ids": _keyword(
+        lambda b: bert_graph(b, tokens(attention_mask=sentences(N_INPUTS)["attention_mask"][:, :5])),
+        ValueError,
+        "pass the mask the tokenizer returned with these ids",
+    ),
+    "dependency_graph: a mask that is not 0 or 1": _keyword(
+        lambda b: bert_graph(b, tokens(attention_mask=2 * sentences(N_INPUTS)["attention_mask"])),
+        ValueError,
+        "must hold 0 (padding) and 1 (real token) only",
+    ),
+    "dependency_graph: a token mask all zeros for one input": _keyword(
+        lambda b: bert_graph(b, no_real_token()), ValueError, "is all zeros for input(s) [5]: such an input has no"
+    ),
+    "relevance: token_mask names no key of the inputs": _keyword(
+        lambda b: stepwise.StepwiseSensitivity(b.model, BERT_LEVELS, channel_dim=2).relevance(
+            KeywordInputs(sentences(N_INPUTS), token_mask="mask"), upper="softmax", lower=BERT_LEVELS[2], neurons=0
+        ),
+        ValueError,
+        "token_mask='mask' is not a key of the dict of inputs",
+    ),
+    "dependency_graph: token ids as lists": _keyword(
+        lambda b: bert_graph(b, {k: v.tolist() for k, v in sentences(N_INPUTS).items()}),
+        TypeError,
+        "Tokenize with return_tensors='pt'",
+    ),
+    "dependency_graph: channel_dim=1 makes tokens the neurons": _keyword(
+        lambda b: bert_graph(b, sentences(N_INPUTS), channel_dim=1),
+        ValueError,
+        "Pass channel_dim=2: each of the 32 units is then a neuron",
+        probes=1,
+    ),
+    "dependency_graph: channel_dim=3 on (N, T, D) levels": _keyword(
+        lambda b: bert_graph(b, sentences(N_INPUTS), channel_dim=3),
+        ValueError,
+        "channel_dim=3 does not fit level 'transformer.embeddings'",
+        probes=1,
+    ),
+    "dependency_graph: 'input' below token ids": _keyword(
+        lambda b: bert_graph(b, sentences(N_INPUTS), levels=["input", *BERT_LEVELS]),
+        ValueError,
+        "Take the embeddings as the bottom level instead",
+        probes=1,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", [pytest.param(name, marks=case.marks) for name, case in KEYWORD_INPUTS.items()])
+def test_keyword_inputs(name: str, inputs: Tensor, graphs: list[DependencyGraph], tmp_path: Path) -> None:
+    check_api(KEYWORD_INPUTS[name], inputs, graphs, tmp_path)
