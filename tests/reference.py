@@ -111,3 +111,34 @@ def python_children(counts: np.ndarray, mean: np.ndarray, branching: int, sign: 
         order = sorted(range(len(row_counts)), key=lambda k: (-row_counts[k], -direction(row_mean[k]), k))
         result.append([k for k in order[:branching] if row_counts[k] > 0])
     return result
+
+
+def token_relevance(model: nn.Module, batch: dict[str, Tensor], lower: str, upper: str, neurons: list[int]) -> Tensor:
+    """ω[n, i, k] by one torch.autograd.grad per (neuron, input) of the masked token mean, through the padded batch."""
+    modules = dict(model.named_modules())
+    found: dict[str, Tensor] = {}
+
+    def as_leaf(module: nn.Module, args: tuple, output: Tensor) -> Tensor:
+        found["lower"] = output.detach().requires_grad_(True)
+        return found["lower"]
+
+    def keep(module: nn.Module, args: tuple, output: Tensor) -> None:
+        found["upper"] = output
+
+    handles = [modules[lower].register_forward_hook(as_leaf)]
+    if upper != "softmax":
+        handles.append(modules[upper].register_forward_hook(keep))
+    try:
+        scores = model(**batch)
+    finally:
+        for handle in handles:
+            handle.remove()
+    up = torch.softmax(scores, dim=1) if upper == "softmax" else found["upper"]
+    mask = batch["attention_mask"].to(up.dtype)
+    omega = torch.empty(len(neurons), len(mask), found["lower"].shape[2], dtype=up.dtype)
+    for row, n in enumerate(neurons):
+        for i in range(len(mask)):
+            value = up[i, n] if up.dim() == 2 else (up[i, :, n] * mask[i]).sum() / mask[i].sum()
+            (grad,) = torch.autograd.grad(value, found["lower"], retain_graph=True)
+            omega[row, i] = (grad[i] * mask[i, :, None]).sum(dim=0) / mask[i].sum()
+    return omega

@@ -180,9 +180,18 @@ def minilm_encoder(dtype: torch.dtype = torch.float32) -> nn.Module:
     dtype : torch.dtype, default=torch.float32
     """
     transformers = _transformers()
-    model = transformers.AutoModel.from_pretrained(
-        str(minilm_path()), local_files_only=True, attn_implementation="eager", add_pooling_layer=False
-    )
+    logging = transformers.utils.logging
+    verbosity, bar = logging.get_verbosity(), logging.is_progress_bar_enabled()
+    logging.set_verbosity_error()  # the pooler's weights, left out on purpose, are not worth a report
+    logging.disable_progress_bar()
+    try:
+        model = transformers.AutoModel.from_pretrained(
+            str(minilm_path()), local_files_only=True, attn_implementation="eager", add_pooling_layer=False
+        )
+    finally:
+        logging.set_verbosity(verbosity)
+        if bar:
+            logging.enable_progress_bar()
     return model.to(dtype).eval()
 
 

@@ -46,6 +46,7 @@ NOT_A_FILE = {
     ("stepwise/core/io.py", "fig.savefig"): "renders into a BytesIO, which write_file writes atomically",
     ("examples/train_digits.py", "torch.save"): "saves into a BytesIO, which write_file writes atomically",
     ("examples/train_digits_gru.py", "torch.save"): "saves into a BytesIO, which write_file writes atomically",
+    ("examples/train_minilm_probe.py", "torch.save"): "saves into a BytesIO, which write_file writes atomically",
 }
 
 

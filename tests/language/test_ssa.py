@@ -6,7 +6,6 @@ import warnings
 
 import pytest
 import torch
-from torch import Tensor, nn
 
 import stepwise
 from stepwise.core.capture import capture
@@ -17,6 +16,7 @@ from stepwise.ssa.plan import plan_closed_form
 
 from tests.helpers import BERT_LEVELS as LEVELS
 from tests.helpers import alone, max_relative_error, sentences, tiny_bert
+from tests.reference import token_relevance
 
 
 def test_list_levels_finds_the_mlp_activations_and_attention_outputs_of_each_layer(model, batch) -> None:
@@ -30,37 +30,6 @@ def test_list_levels_finds_the_mlp_activations_and_attention_outputs_of_each_lay
     assert [info.n_neurons for info in infos] == [32, 48, 48, 3]
 
 
-def _reference(model: nn.Module, batch: dict[str, Tensor], lower: str, upper: str, neurons: list[int]) -> Tensor:
-    """ω[n, i, k] by one torch.autograd.grad per (neuron, input) of the masked token mean, through the padded batch."""
-    modules = dict(model.named_modules())
-    found: dict[str, Tensor] = {}
-
-    def as_leaf(module: nn.Module, args: tuple, output: Tensor) -> Tensor:
-        found["lower"] = output.detach().requires_grad_(True)
-        return found["lower"]
-
-    def keep(module: nn.Module, args: tuple, output: Tensor) -> None:
-        found["upper"] = output
-
-    handles = [modules[lower].register_forward_hook(as_leaf)]
-    if upper != "softmax":
-        handles.append(modules[upper].register_forward_hook(keep))
-    try:
-        scores = model(**batch)
-    finally:
-        for handle in handles:
-            handle.remove()
-    up = torch.softmax(scores, dim=1) if upper == "softmax" else found["upper"]
-    mask = batch["attention_mask"].to(up.dtype)
-    omega = torch.empty(len(neurons), len(mask), found["lower"].shape[2], dtype=up.dtype)
-    for row, n in enumerate(neurons):
-        for i in range(len(mask)):
-            value = up[i, n] if up.dim() == 2 else (up[i, :, n] * mask[i]).sum() / mask[i].sum()
-            (grad,) = torch.autograd.grad(value, found["lower"], retain_graph=True)
-            omega[row, i] = (grad[i] * mask[i, :, None]).sum(dim=0) / mask[i].sum()
-    return omega
-
-
 @pytest.mark.parametrize(
     "step", [(0, 1), (1, 2), (2, 3)], ids=["layer0<-embeddings", "layer1<-layer0", "softmax<-layer1"]
 )
@@ -69,7 +38,7 @@ def test_relevance_equals_autograd_of_the_masked_token_mean(model, batch, step) 
     neurons = [0, 2] if upper == "softmax" else [0, 7, 31, 47]
     ssa = stepwise.StepwiseSensitivity(model, LEVELS, channel_dim=2)
     omega = ssa.relevance(batch, upper=upper, lower=lower, neurons=neurons)
-    expected = _reference(model, batch, lower, upper, neurons)
+    expected = token_relevance(model, batch, lower, upper, neurons)
     assert omega.shape == (len(neurons), len(batch["input_ids"]), expected.shape[2])
     assert max_relative_error(omega, expected) <= 1e-10
 
@@ -134,7 +103,7 @@ def test_float32_relevance_within_float32_tolerance(batch) -> None:
     omega = stepwise.StepwiseSensitivity(single, LEVELS, channel_dim=2).relevance(
         batch, upper=LEVELS[2], lower=LEVELS[1], neurons=[1, 9]
     )
-    expected = _reference(double, batch, LEVELS[1], LEVELS[2], [1, 9])
+    expected = token_relevance(double, batch, LEVELS[1], LEVELS[2], [1, 9])
     assert max_relative_error(omega.double(), expected) <= 1e-4
 
 
