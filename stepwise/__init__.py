@@ -11,7 +11,8 @@ Five methods share one core (``docs/design.md``):
   their transitions, node selection, Viterbi paths;
 - the neuron activation sorter (:class:`ActivationSorter`, :mod:`stepwise.sorter`): class-stacked histograms.
 
-Graphs of every kind (:class:`LayeredGraph`), their collections and files are in :mod:`stepwise.graphs`. Every
+Graphs of every kind (:class:`LayeredGraph`), their collections and files are in :mod:`stepwise.graphs`;
+:func:`report` writes one offline HTML page over any of the results (:mod:`stepwise.explorer`). Every
 public name below is imported on first use, so ``import stepwise`` is fast and ``stepwise --help`` answers at once.
 """
 
@@ -39,6 +40,7 @@ _EXPORTS = {
     "jaccard_matrix": "stepwise.graphs.collections",
     "node_occurrence": "stepwise.graphs.collections",
     "shared_subgraph": "stepwise.graphs.collections",
+    "report": "stepwise.explorer.report",
     "plot": "",
 }
 

@@ -20,6 +20,7 @@ from stepwise.cli.options import (
     add_ssa_options,
 )
 from stepwise.cli.progress import Progress
+from stepwise.cli.report import write_report
 from stepwise.core.io import write_file
 
 __all__ = ["register", "run"]
@@ -35,7 +36,9 @@ def register(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "for each class, a dependency graph from up to --max-images inputs classified correctly with probability "
         ">= --min-probability; the bag-of-nodes clustering of the graphs; a perturbation ranking of the first of "
         "those inputs per class. Writes per class the graph (GraphML, JSON), its layered drawing and the outlier "
-        "frequencies of the class neuron; the clustermap; the perturbation table and patches figure; summary.md and "
+        "frequencies of the class neuron; the clustermap; the perturbation table and patches figure; decision paths, "
+        "inference graphs and the activation sorter in paths/, inference/ and sort/; report.html (one offline page "
+        "over all of them, as stepwise report writes it); summary.md and "
         "summary.json (results: a rerun rewrites them unchanged unless a result differs), timings.json (this run's "
         "stage timings).",
     )
@@ -80,6 +83,8 @@ def run(args: argparse.Namespace, progress: Progress) -> Path:
         pool=f"{pool}; input numbers index digits_data().images",
     )
     _method_sections(setup, args, split, out, progress)
+    with progress.stage("report"):
+        write_report(out, out / "report.html", "stepwise demo: the shipped digits CNN")
     return out
 
 

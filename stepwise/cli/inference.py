@@ -17,6 +17,8 @@ from stepwise.cli.summary import md_table, write_summary
 from stepwise.core.io import write_file
 
 if TYPE_CHECKING:
+    from torch import Tensor
+
     from stepwise.inference import InferenceGraphs
 
 __all__ = ["demo_inference", "fit_and_write", "register", "run"]
@@ -35,7 +37,8 @@ def register(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "receptive fields, and select per class the --z words per level that best explain the class (Algorithm 1 "
         "of 'Inference Graphs for CNN Interpretation'). Writes per class the graph (GraphML, JSON) and its figure "
         "with each word's typical patches (PNG, for image inputs), the co-occurrence tables (CSV), the "
-        "representatives of the selected words (CSV), summary.md and summary.json, timings.json.",
+        "representatives of the selected words (CSV), thumbnails.npz (small images of their inputs, for stepwise "
+        "report), summary.md and summary.json, timings.json.",
     )
     add_model_options(parser)
     group = parser.add_argument_group("inference graphs")
@@ -158,7 +161,7 @@ def fit_and_write(
                 [c, graph.n_inputs, *(", ".join(map(str, graph.words(name))) or "-" for name in ig.levels_[:-1])]
             )
     with progress.stage("tables"):
-        _write_tables(ig, written, out)
+        _write_tables(ig, written, setup.data.inputs, out)
     sections = [
         ["## Class graphs", "", f"Words kept per level: z = {args.z}; levels bottom to top: {ig.levels_}.", ""]
         + md_table(["class", "inputs", *ig.levels_[:-1]], rows)
@@ -175,7 +178,10 @@ def fit_and_write(
     return out
 
 
-def _write_tables(ig: InferenceGraphs, graphs: dict, out: Path) -> None:
+def _write_tables(ig: InferenceGraphs, graphs: dict, inputs: Tensor, out: Path) -> None:
+    """The co-occurrence tables, the representatives of the graphs' words and the thumbnails of their inputs."""
+    import torch
+
     for low, up in zip(ig.levels_[:-1], ig.levels_[1:]):
         table = ig.cooccurrence(up, low)
         header = [f"{up} \\ {low}", *range(table.shape[1])]
@@ -190,3 +196,7 @@ def _write_tables(ig: InferenceGraphs, graphs: dict, out: Path) -> None:
                     box = "" if rep.box is None else " ".join(map(str, rep.box))
                     rows.append([c, name, word, rank, rep.input, rep.position, box])
     write_file(out / "representatives.csv", _csv(rows))
+    from stepwise.explorer.images import THUMBNAILS, write_thumbnails
+
+    numbers = sorted({int(row[4]) for row in rows[1:]})
+    write_thumbnails(out / THUMBNAILS, numbers, inputs[torch.as_tensor(numbers, dtype=torch.int64)])

@@ -19,7 +19,7 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 
 # The command modules of stepwise.cli, in the order ``stepwise --help`` lists them. Each one defines
 # ``register(commands)``, which adds its sub-parser and sets ``run`` (and ``parser``) as its defaults.
-COMMANDS = ["demo", "analyse", "perturb", "paths", "sort", "levels", "inference"]
+COMMANDS = ["demo", "analyse", "perturb", "paths", "sort", "levels", "inference", "report"]
 
 _DESCRIPTION = """\
 Explain a trained PyTorch classifier from the inside: which neurons drive each class, layer by layer, as

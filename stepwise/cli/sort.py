@@ -5,6 +5,7 @@ kinds and a neuron view of the clearest neuron of each kind. :func:`run_sort` is
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,7 +16,7 @@ import torch
 from stepwise.cli.loading import Data, command_line, load_data, load_model, load_weights, output_folder, probe
 from stepwise.cli.options import Formatter, UsageError, add_model_options, at_least_two, positive_int
 from stepwise.cli.progress import Progress
-from stepwise.core.io import atomic_write, save_figure, write_file
+from stepwise.core.io import atomic_write, file_part, save_figure, write_file
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -46,7 +47,8 @@ def register(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "zero (the Neuron Activation Sorter). Writes, per level, values_LEVEL.npy (inputs x neurons, float32), the "
         "layer summary summary_LEVEL_pN.png (64 neurons per page, ordered by kind), types_LEVEL.csv (each "
         "neuron's kind and the numbers that decided it) and view_LEVEL_KIND_NEURON.png (the inputs of the clearest "
-        "neuron of each kind); inputs.csv (the inputs used, their labels and predictions) and summary.md.",
+        "neuron of each kind); inputs.csv (the inputs used, their labels and predictions), sort.json (the levels), "
+        "thumbnails.npz (small images of the inputs, for stepwise report) and summary.md.",
     )
     add_model_options(parser)
     add_sort_options(parser)
@@ -124,10 +126,6 @@ def _predict(model: torch.nn.Module, inputs: torch.Tensor, progress: Progress) -
     return torch.cat(predicted)
 
 
-def _file_part(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "._-" else "_" for c in text)
-
-
 def clearest(types: pd.DataFrame) -> dict[str, int]:
     """The clearest neuron of each kind found (``other`` left out), by the number that decides the kind."""
     chosen = {}
@@ -167,10 +165,16 @@ def run_sort(
     if sorter.predicted_ is not None:
         table["predicted"] = sorter.predicted_
     write_file(out / "inputs.csv", table.to_csv(index=False))
+    from stepwise.explorer.folder import SORTER_FILE
+    from stepwise.explorer.images import THUMBNAILS, write_thumbnails
+
+    write_file(out / SORTER_FILE, json.dumps({"levels": sorter.levels_, "bins": args.bins}, indent=1) + "\n")
+    write_thumbnails(out / THUMBNAILS, sorter.indices_, data.inputs[torch.as_tensor(sorter.indices_)])
+    files += [SORTER_FILE, THUMBNAILS]
     kinds: dict[str, pd.Series] = {}
     views: dict[str, dict[str, int]] = {}
     for level in sorter.levels_:
-        part = _file_part(level)
+        part = file_part(level)
         with progress.stage("values"):
             values = sorter.values_[level]
             atomic_write(out / f"values_{part}.npy", lambda stream, v=values: np.lib.format.write_array(stream, v))

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, BinaryIO
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["DPI", "atomic_write", "save_figure", "write_file"]
+__all__ = ["DPI", "atomic_write", "file_part", "save_figure", "write_file"]
 
 #: The resolution of saved figures, in dots per inch.
 DPI = 110
@@ -125,3 +125,12 @@ def save_figure(fig: Figure, path: str | PathLike, *, dpi: int = DPI) -> None:
     finally:
         plt.close(fig)
     write_file(path, buffer.getvalue())
+
+
+def file_part(name: str) -> str:
+    """A level's name as part of a file name: letters, digits, ``.``, ``_`` and ``-`` kept, anything else ``_``.
+
+    >>> file_part("encoder.layer.0/attention")
+    'encoder.layer.0_attention'
+    """
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in name)

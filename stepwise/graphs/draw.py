@@ -30,7 +30,7 @@ from stepwise.core.validation import check_int
 from .collections import ClusterResult, cosine_ward_linkage
 from .layered import LayeredGraph
 
-__all__ = ["as_array", "edge_width", "new_axes", "plot_clustermap", "plot_graph"]
+__all__ = ["as_array", "edge_width", "layered_layout", "new_axes", "plot_clustermap", "plot_graph"]
 
 _EDGE_COLOURS = {1: "tab:red", -1: "tab:blue"}
 _SIGN_NAMES = {1: "excitatory (ω > 0)", -1: "inhibitory (ω < 0)"}
@@ -170,6 +170,32 @@ def _positions(g: nx.DiGraph, rows: list[_Row], slots: int) -> dict[str, tuple[f
     return pos
 
 
+def layered_layout(
+    graph: LayeredGraph, max_per_level: int | None = None
+) -> tuple[list[_Row], dict[str, tuple[float, float]], int]:
+    """Where :func:`plot_graph` puts each neuron: the rows drawn and every drawn neuron's position.
+
+    Parameters
+    ----------
+    graph : LayeredGraph
+    max_per_level : int or None, default=None
+        As in :func:`plot_graph`; ``None`` places every neuron.
+
+    Returns
+    -------
+    rows : list
+        Top level first; each with ``level``, ``nodes`` (left to right), ``hidden`` (neurons left out), ``note``.
+    positions : dict of str to (float, float)
+        Per drawn node key its x (slot, from 0.5) and y (row, 0 = the bottom row).
+    slots : int
+        The width of the widest row, in slots.
+    """
+    g = graph.to_networkx()
+    rows = _rows(graph, g, max_per_level)
+    slots = max([len(row.nodes) + (row.hidden > 0) for row in rows] + [1])
+    return rows, _positions(g, rows, slots), slots
+
+
 def _title(graph: LayeredGraph) -> str:
     """The title, such as ``Dependency graph of target 3 (VGG)``: the kind, the target when the graph has one, the
     model when it is recorded."""
@@ -261,15 +287,13 @@ def plot_graph(graph: LayeredGraph, *, ax: Axes | None = None, max_per_level: in
     if max_per_level is not None:
         max_per_level = check_int(max_per_level, "max_per_level", "plot_graph", low=1)
     g = graph.to_networkx()
-    rows = _rows(graph, g, max_per_level)
-    slots = max([len(row.nodes) + (row.hidden > 0) for row in rows] + [1])
+    rows, pos, slots = layered_layout(graph, max_per_level)
     if ax is None:
         label_width = max([len(row.level) for row in rows] + [4]) * _CHAR * 8 / 72 + 0.3
         width = max(5.0 if not any(row.stopped for row in rows) else 6.5, slots * _SLOT + label_width + 1.9)
         fig, ax = new_axes(None, (width, max(2.6, len(rows) * _ROW + 1.0)))
     else:
         fig = ax.figure
-    pos = _positions(g, rows, slots)
     drawn = g.subgraph(pos)
     edges = list(drawn.edges(data=True))
     if edges:

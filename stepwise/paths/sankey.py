@@ -12,7 +12,7 @@ import colorsys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from os import PathLike
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -22,7 +22,7 @@ from stepwise.core.io import write_file
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["Layout", "check_classes", "class_colours", "layout", "sankey_figure", "write_sankey_html"]
+__all__ = ["Layout", "check_classes", "class_colours", "layout", "sankey_figure", "sankey_plotly", "write_sankey_html"]
 
 _TAB10 = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 _GAP = 0.25  # share of a column's height left between its nodes
@@ -168,6 +168,29 @@ def write_sankey_html(
     path : str or path-like
     title : str
     """
+    figure = sankey_plotly(assignments, columns, classes, title=title)
+    html = figure.to_html(include_plotlyjs=True, full_html=True, div_id="stepwise-sankey")  # no random id
+    write_file(path, html)
+
+
+def sankey_plotly(
+    assignments: pd.DataFrame, columns: Sequence[str], classes: Sequence[int] | None, *, title: str = "Decision paths"
+) -> Any:
+    """The interactive Sankey diagram: a plotly figure of a ``go.Sankey`` and a legend of the classes shown.
+
+    Parameters
+    ----------
+    assignments : pandas.DataFrame of shape (N, n_columns)
+    columns : sequence of str
+        Bottom to top, the class last.
+    classes : sequence of int, optional
+        Only the flows of these classes.
+    title : str
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+    """
     import plotly.graph_objects as go
 
     plan = layout(assignments, columns, classes)
@@ -220,8 +243,7 @@ def write_sankey_html(
         legend={"title": {"text": "flows of"}},
         height=max(500, 22 * int(nodes.groupby("column").size().max())),
     )
-    html = figure.to_html(include_plotlyjs=True, full_html=True, div_id="stepwise-sankey")  # no random id
-    write_file(path, html)
+    return figure
 
 
 def _rgba(colour: str, alpha: float) -> str:

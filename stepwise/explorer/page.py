@@ -1,0 +1,128 @@
+"""The page itself: one HTML file with everything inline, written atomically.
+
+Layout of the file: the styles and plotly's JavaScript (inlined once) in the head; a tab bar with one ``[data-tab]``
+button per view; the views' markup; the ``#details`` panel that shows what was clicked; the data of every view in
+``<script type="application/json" id="stepwise-data">`` (``</`` escaped, so no string in it can close the block);
+then the page's own script, which reads that block.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from html import escape
+from importlib import resources
+from os import PathLike
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from stepwise._version import __version__
+from stepwise.core.io import write_file
+
+__all__ = ["View", "jsonable", "render_page", "write_page"]
+
+
+@dataclass
+class View:
+    """One tab of the page.
+
+    Attributes
+    ----------
+    name : str
+        The ``data-tab`` value and the key of the view's data.
+    title : str
+        The tab's label.
+    html : str
+        The view's markup (inside its panel).
+    data : dict
+        What the page's script needs, JSON-ready (see :func:`jsonable`).
+    """
+
+    name: str
+    title: str
+    html: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with numpy scalars and arrays as Python numbers and lists, NaN and infinities as None (JSON has
+    neither), tuples as lists and mapping keys as str; floats keep every digit (``json`` writes their repr)."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, str):
+        return value
+    if value is pd.NA:
+        return None
+    if hasattr(value, "item"):  # a 0-d array
+        return jsonable(value.item())
+    return str(value)
+
+
+def _asset(name: str) -> str:
+    return resources.files("stepwise.explorer").joinpath("assets", name).read_text(encoding="utf-8")
+
+
+def data_block(data: dict[str, Any]) -> str:
+    """The JSON of the page's data, safe inside a ``<script>`` element: every ``</`` written ``<\\/`` (the same
+    string to a JSON parser) and ``<!--`` broken, so that no value can end the element or open a comment."""
+    text = json.dumps(jsonable(data), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return text.replace("</", "<\\/").replace("<!--", "<\\u0021--")
+
+
+def render_page(views: list[View], title: str) -> str:
+    """The whole HTML page of some views.
+
+    Parameters
+    ----------
+    views : list of View
+        At least one; the first tab is shown when the page opens.
+    title : str
+
+    Returns
+    -------
+    str
+    """
+    from plotly.offline import get_plotlyjs
+
+    tabs = "".join(
+        f'<button type="button" class="tab{" active" if i == 0 else ""}" data-tab="{escape(v.name)}">'
+        f"{escape(v.title)}</button>"
+        for i, v in enumerate(views)
+    )
+    panels = "".join(
+        f'<section class="panel" data-panel="{escape(v.name)}"{"" if i == 0 else " hidden"}>{v.html}</section>'
+        for i, v in enumerate(views)
+    )
+    data = {"title": title, "version": __version__, "views": [v.name for v in views]}
+    data.update({v.name: v.data for v in views})
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{escape(title)}</title><style>{_asset('explorer.css')}</style>"
+        f"<script>{get_plotlyjs()}</script></head><body>"
+        f'<header><h1>{escape(title)}</h1><span class="version">stepwise {escape(__version__)}</span></header>'
+        f'<nav class="tabs">{tabs}</nav><div class="layout"><main>{panels}</main>'
+        '<aside id="details" aria-live="polite"><p class="hint">Click a neuron, a word, a cluster or a table row '
+        "to see its details here.</p></aside></div>"
+        f'<script type="application/json" id="stepwise-data">{data_block(data)}</script>'
+        f"<script>{_asset('explorer.js')}</script></body></html>\n"
+    )
+
+
+def write_page(path: str | PathLike, views: list[View], title: str) -> None:
+    """Write the page of ``views`` to ``path`` atomically (an existing file is replaced whole, or kept whole)."""
+    write_file(path, render_page(views, title))

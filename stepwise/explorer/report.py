@@ -1,0 +1,213 @@
+"""``stepwise.report``: the page of results one holds as Python objects."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from stepwise.graphs.collections import ClusterResult
+from stepwise.graphs.layered import LayeredGraph
+
+from .images import png_uri, thumbnail
+from .page import View, write_page
+
+__all__ = ["report"]
+
+_PATCH_SIDE = 900  # pixels: the longest side of a patches figure drawn for the page
+
+
+def _labelled(items: Any, name: str, kinds: tuple[type, ...], label: Any) -> dict[str, Any]:
+    """``items`` (one object, a sequence or a mapping) as an ordered label -> object mapping, each checked."""
+    if isinstance(items, Mapping):
+        pairs = [(str(k), v) for k, v in items.items()]
+    elif isinstance(items, Sequence) and not isinstance(items, str):
+        pairs = [(label(v, i), v) for i, v in enumerate(items)]
+    else:
+        pairs = [(label(items, 0), items)]
+    if not pairs:
+        raise ValueError(f"{name} is empty: pass at least one, or leave {name}=None.")
+    for key, value in pairs:
+        if not isinstance(value, kinds):
+            wanted = " or ".join(k.__name__ for k in kinds)
+            raise TypeError(f"{name} holds {type(value).__name__} ({key}): it takes {wanted} objects.")
+    labels = [k for k, _ in pairs]
+    if len(set(labels)) < len(labels):
+        raise ValueError(f"{name} holds two results labelled alike ({labels}): pass a mapping of distinct labels.")
+    return dict(pairs)
+
+
+def _graph_label(graph: LayeredGraph, i: int) -> str:
+    target = graph.attrs.get("target")
+    return f"class {target}" if isinstance(target, int) else f"graph {i}"
+
+
+def _figure_uri(figure: Any) -> str:
+    """A matplotlib figure, rendered in memory, as a bounded PNG ``data:`` URI."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    pixels = np.asarray(canvas.buffer_rgba())
+    plt.close(figure)
+    step = max(1, int(np.ceil(max(pixels.shape[:2]) / _PATCH_SIDE)))
+    return png_uri(np.ascontiguousarray(pixels[::step, ::step]))
+
+
+def _perturbation(ranking: Any) -> View:
+    from perturb import NeuronRanking, agreement, plot_patches
+
+    from .perturbation import perturbation_view
+
+    if isinstance(ranking, pd.DataFrame):
+        return perturbation_view(ranking)
+    runs = _labelled(ranking, "ranking", (NeuronRanking,), lambda r, i: str(i))
+    tables, agreements, images = [], [], {}
+    for i, (label, run) in enumerate(runs.items()):
+        number = int(label) if label.lstrip("-").isdigit() else i
+        target = run.target if isinstance(run.target, int) else str(run.target)
+        tables.append(run.table().assign(input=number, target=target))
+        for level, value in agreement(run).items():
+            agreements.append({"input": number, "target": target, "level": level, "jaccard": value})
+        if run.image.dim() == 4:
+            images[number] = _figure_uri(plot_patches(run.image[0], run).figure)
+    table = pd.concat(tables, ignore_index=True)
+    return perturbation_view(table, pd.DataFrame(agreements), images)
+
+
+def _paths(dp: Any) -> View:
+    from stepwise.paths.decision_paths import DecisionPaths
+
+    from .paths import paths_view
+
+    if not isinstance(dp, DecisionPaths) or not hasattr(dp, "assignments_"):
+        raise TypeError(f"paths takes a fitted DecisionPaths; got {type(dp).__name__}. Call .fit(inputs) first.")
+    tables = []
+    for c in dp.classes_.tolist():
+        part = dp.paths(int(c))
+        part.insert(0, "class", int(c))
+        tables.append(part.assign(path=["-".join(map(str, p)) for p in part["path"]]))
+    return paths_view(dp.assignments_, dp.columns_, pd.concat(tables, ignore_index=True), dp.rare(), dp.graph())
+
+
+def _inference(inference: Any) -> View:
+    from stepwise.graphs.inference import InferenceGraph
+    from stepwise.inference.inference_graphs import InferenceGraphs
+
+    from .inference import inference_view
+
+    ig, graphs = None, inference
+    if isinstance(inference, tuple) and len(inference) == 2 and isinstance(inference[0], InferenceGraphs):
+        ig, graphs = inference
+    graphs = _labelled(graphs, "inference", (InferenceGraph,), lambda g, i: _graph_label(g, i))
+    if ig is None:
+        return inference_view(graphs)
+    reps: dict[str, dict[str, list]] = {}
+    images = {}
+    validation = ig._validation  # the inputs the representatives index
+    for label, graph in graphs.items():
+        reps[label] = {}
+        for key in graph.nodes:
+            level, word = key.rsplit(":", 1)
+            rows = [(r.input, r.box) for r in ig.representatives(level, int(word), k=4)]
+            reps[label][key] = rows
+            for number, _ in rows:
+                if number not in images:
+                    image = validation[number]
+                    images[number] = (png_uri(thumbnail(image)), tuple(int(s) for s in image.shape[-2:]))
+    return inference_view(graphs, reps, images)
+
+
+def _sorter(sorter: Any) -> View:
+    from stepwise.sorter.sorter import ActivationSorter
+
+    from .sorter import sorter_view
+
+    if not isinstance(sorter, ActivationSorter) or not hasattr(sorter, "values_"):
+        raise TypeError(f"sorter takes a fitted ActivationSorter; got {type(sorter).__name__}. Call .fit first.")
+    return sorter_view(sorter)
+
+
+def report(
+    path: str | PathLike,
+    *,
+    graphs: Any = None,
+    clusters: ClusterResult | None = None,
+    ranking: Any = None,
+    paths: Any = None,
+    inference: Any = None,
+    sorter: Any = None,
+    title: str | None = None,
+) -> Path:
+    """Write one self-contained HTML page that shows the results given, a tab per kind (offline: every script,
+    style, image and number inline).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The page to write (replaced atomically when it exists).
+    graphs : DependencyGraph, sequence or mapping of label to DependencyGraph, optional
+        Dependency graphs; a sequence is labelled by each graph's target (``"class 3"``).
+    clusters : ClusterResult, optional
+        Their clustering (:func:`stepwise.cluster_graphs`); computed from two or more graphs when not given.
+    ranking : NeuronRanking, sequence or mapping of input number to NeuronRanking, or pandas.DataFrame, optional
+        Perturbation rankings (:func:`perturb.rank_neurons`), or the table ``stepwise perturb`` writes.
+    paths : DecisionPaths, optional
+        Fitted.
+    inference : (InferenceGraphs, graphs), or InferenceGraph, sequence or mapping of them, optional
+        Class graphs; with the fitted ``InferenceGraphs`` they come from, their words show representative patches.
+    sorter : ActivationSorter, optional
+        Fitted.
+    title : str, optional
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    ValueError
+        If no result is given.
+    TypeError
+        If a result is not of the kind its parameter takes.
+
+    Examples
+    --------
+    >>> import stepwise, tempfile, os
+    >>> from stepwise.models import digits_cnn, digits_data
+    >>> digits = digits_data()
+    >>> sorter = stepwise.ActivationSorter(digits_cnn(), ["classifier.1"], per_class=3).fit(digits.images, digits.labels)
+    >>> page = stepwise.report(os.path.join(tempfile.mkdtemp(), "page.html"), sorter=sorter)
+    >>> 'data-tab="sorter"' in page.read_text(encoding="utf-8")
+    True
+    """
+    from stepwise.graphs.dependency import DependencyGraph
+
+    from .dependency import dependency_view
+
+    if all(v is None for v in (graphs, ranking, paths, inference, sorter)):
+        raise ValueError(
+            "report has nothing to show: pass graphs=, ranking=, paths=, inference= or sorter= (at least one)."
+        )
+    if clusters is not None and not isinstance(clusters, ClusterResult):
+        raise TypeError(f"clusters takes a ClusterResult (stepwise.cluster_graphs); got {type(clusters).__name__}.")
+    views = []
+    if graphs is not None:
+        views.append(dependency_view(_labelled(graphs, "graphs", (DependencyGraph,), _graph_label), clusters))
+    if ranking is not None:
+        views.append(_perturbation(ranking))
+    if paths is not None:
+        views.append(_paths(paths))
+    if inference is not None:
+        views.append(_inference(inference))
+    if sorter is not None:
+        views.append(_sorter(sorter))
+    path = Path(path)
+    write_page(path, views, title or "stepwise results")
+    return path
