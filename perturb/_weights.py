@@ -17,7 +17,8 @@ from torch import Tensor, nn
 from torch.autograd.graph import Node
 
 from stepwise.core.levels import INPUT, OUTPUT, SOFTMAX, WEIGHT_LAYERS, LevelInfo
-from stepwise.core.hooks import hooked
+from stepwise.core.hooks import hooked, run_model
+from stepwise.core.inputs import Batch
 
 __all__ = ["Feeding", "feeding_modules", "neuron_weights"]
 
@@ -41,7 +42,7 @@ class Feeding:
 
 
 def feeding_modules(
-    model: nn.Module, x: Tensor, levels: Sequence[LevelInfo]
+    model: nn.Module, x: Tensor, levels: Sequence[LevelInfo], wrap: Callable[[Tensor], Batch] | None = None
 ) -> tuple[dict[str, Feeding], dict[str, Tensor]]:
     """Find, for each level, the Conv/Linear module whose output feeds it; keep the level's activation on ``x``.
 
@@ -54,6 +55,9 @@ def feeding_modules(
     x : Tensor of shape (1, ...)
         The clean input, on the model's device.
     levels : sequence of LevelInfo
+    wrap : callable, optional
+        Makes the model input from ``x`` (keyword inputs whose token embeddings are ``x``, say); ``x`` itself by
+        default.
 
     Returns
     -------
@@ -87,7 +91,7 @@ def feeding_modules(
     hooks: list[tuple[nn.Module, Callable]] = [(m, record) for m in watched]
     leaf = x.detach().clone().requires_grad_(True)
     with torch.enable_grad(), hooked(forward=hooks):
-        output = model(leaf)
+        output = model(leaf) if wrap is None else run_model(model, wrap(leaf))
     activations[INPUT] = x.detach().clone()
     if isinstance(output, Tensor):
         activations[OUTPUT] = output.detach()

@@ -33,12 +33,12 @@ from tqdm.auto import tqdm
 
 from stepwise.core.capture import capture
 from stepwise.core.hooks import analysis_mode
-from stepwise.core.inputs import make_generator, single_input
+from stepwise.core.inputs import Batch, make_generator, single_input
 from stepwise.core.levels import OUTPUT, LevelInfo
 from stepwise.core.typing import Seed
 from stepwise.core.validation import check_bool, check_float, check_int, check_option, unknown_name_message
 
-from ._inputs import batches, check_samples, noisy_batches, resolve_ranked
+from ._inputs import analysis_input, batches, check_samples, noisy_batches, resolve_ranked
 from ._statistics import Sums, finish, flat, output_moments, row_sum_and_variance, target_output
 from ._weights import Feeding, feeding_modules, neuron_weights
 
@@ -324,6 +324,7 @@ def rank_neurons(
     samples: Tensor | None = None,
     batch_size: int | None = None,
     progress: bool = False,
+    input_level: str | None = None,
 ) -> NeuronRanking:
     """Rank the neurons of every level by how they behave around one input.
 
@@ -355,8 +356,9 @@ def rank_neurons(
     model : torch.nn.Module
         A classifier returning scores of shape (N, C). Analysed in eval mode with frozen parameters; both are
         restored afterwards.
-    image : Tensor of shape (C, H, W), (1, C, H, W), (D,) or (1, D)
-        One input.
+    image : Tensor of shape (C, H, W), (1, C, H, W), (D,) or (1, D), or dict of str to Tensor
+        One input; or one sentence as a tokenizer gives it, ``{"input_ids": (1, T), "attention_mask": (1, T)}``,
+        whose padding is dropped and whose ``input_level`` output takes the noise.
     levels : list of str, optional
         Level names bottom to top (module names, ``"input"``, ``"softmax"``, ``"output"``); ``None`` means
         :func:`stepwise.default_levels`. One level is enough.
@@ -381,10 +383,16 @@ def rank_neurons(
         added to the statistics. Scores do not depend on the batch size beyond floating-point rounding.
     progress : bool, default=False
         Show a progress bar over the resamples.
+    input_level : str, optional
+        For a sentence (a dict): the module whose output is the input of the analysis, the token embeddings
+        (``"embeddings"`` in a BERT-style model), since token ids cannot be perturbed. The noise multiplies that
+        output; ``samples`` are then shaped like it, and the ranked levels must lie above it. Neurons of (1, T, D)
+        token levels are indexed by D.
 
     Returns
     -------
     NeuronRanking
+        For a sentence, its ``image`` is the clean output of ``input_level``, (1, T, D).
 
     Raises
     ------
@@ -417,7 +425,8 @@ def rank_neurons(
     if batch_size is not None:
         batch_size = check_int(batch_size, "batch_size", _OWNER, low=1)
     progress = check_bool(progress, "progress", _OWNER)
-    x = single_input(image, _OWNER, model)
+    analysed = analysis_input(model, image, input_level, _OWNER)
+    x = analysed.x
     source: Tensor | torch.Generator
     if samples is None:
         source = make_generator(seed, _OWNER)
@@ -426,7 +435,7 @@ def rank_neurons(
         n_samples = len(source)
 
     with analysis_mode(model, owner=_OWNER):
-        ranked, top = resolve_ranked(model, x, levels)
+        ranked, top = resolve_ranked(model, analysed.probe, levels, analysed.input_level)
         if len(top.shape) != 1:
             raise ValueError(
                 f"rank_neurons needs class scores of shape (N, C) from the model; its output has shape "
@@ -441,8 +450,8 @@ def rank_neurons(
             )
         if batch_size is None:
             batch_size = _auto_batch_size(ranked, x, n_samples)
-        feeding, clean = feeding_modules(model, x, ranked)
-        resamples = batches(x, source, n_samples, sigma, batch_size)
+        feeding, clean = feeding_modules(model, x, ranked, None if analysed.keyword is None else analysed.model_input)
+        resamples = map(analysed.model_input, batches(x, source, n_samples, sigma, batch_size))
         with tqdm(total=n_samples, disable=not progress, desc=_OWNER, unit="resample") as bar:
             streamed = _stream(model, resamples, ranked, top, target, output, threshold,
                                _group_size(ranked, x, batch_size), bar)  # fmt: skip
@@ -481,7 +490,7 @@ class _Streamed:
 
 def _stream(
     model: nn.Module,
-    resamples: Iterable[Tensor],
+    resamples: Iterable[Batch],
     ranked: list[LevelInfo],
     top: LevelInfo,
     target: int,

@@ -37,11 +37,14 @@ __all__ = [
 def hooked(
     forward: Sequence[tuple[nn.Module, Callable]] = (),
     forward_pre: Sequence[tuple[nn.Module, Callable]] = (),
+    *,
+    first: Sequence[tuple[nn.Module, Callable]] = (),
 ) -> Iterator[None]:
     """Register forward (and forward-pre) hooks for the duration of a ``with`` block.
 
     Hooks are registered in the order given, so a later hook on the same module sees the output returned by
-    an earlier one. Every hook is removed when the block exits, normally or by an exception.
+    an earlier one; ``first`` are forward hooks put in front of every other, those registered before included.
+    Every hook is removed when the block exits, normally or by an exception.
     """
     handles = []
     try:
@@ -49,6 +52,8 @@ def hooked(
             handles.append(module.register_forward_pre_hook(fn))
         for module, fn in forward:
             handles.append(module.register_forward_hook(fn))
+        for module, fn in reversed(first):
+            handles.append(module.register_forward_hook(fn, prepend=True))
         yield
     finally:
         for handle in handles:
@@ -127,11 +132,15 @@ class StopForward(Exception):
 
 
 def run_model(model: nn.Module, x: Tensor | KeywordInputs) -> object:
-    """Run the model on a tensor, or on keyword tensors as ``model(**x.tensors)``, re-raising its errors with the
-    shape and dtype of the inputs."""
+    """Run the model on a tensor, or on keyword tensors as ``model(**x.tensors)`` (the output of the module that
+    ``x.replaced`` names replaced), re-raising its errors with the shape and dtype of the inputs."""
     from .inputs import KeywordInputs  # inputs imports this module
 
     try:
+        if isinstance(x, KeywordInputs) and x.replaced is not None:
+            module, activation = x.replaced
+            with hooked(first=[(module, lambda m, args, output: activation)]):
+                return model(**x.tensors)
         if isinstance(x, KeywordInputs):
             return model(**x.tensors)
         return model(x)

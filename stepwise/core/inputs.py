@@ -23,6 +23,7 @@ __all__ = [
     "as_batch",
     "batch_mask",
     "check_batch",
+    "input_signature",
     "is_token_level",
     "make_generator",
     "single_input",
@@ -62,6 +63,8 @@ class KeywordInputs:
     tensors : dict of str to Tensor
     mask : Tensor of shape (N, T) or None
         The token mask.
+    replaced : (torch.nn.Module, Tensor) or None
+        A module whose output the forward pass replaces (:meth:`replacing`).
 
     Raises
     ------
@@ -82,13 +85,47 @@ class KeywordInputs:
     def __init__(self, tensors: Mapping[str, Any], token_mask: str | Tensor | None = TOKEN_MASK) -> None:
         self.tensors = _checked_tensors(tensors)
         self.mask = _checked_mask(self.tensors, token_mask)
+        self.replaced: tuple[nn.Module, Tensor] | None = None
 
     @classmethod
-    def _trusted(cls, tensors: dict[str, Tensor], mask: Tensor | None) -> KeywordInputs:
+    def _trusted(
+        cls, tensors: dict[str, Tensor], mask: Tensor | None, replaced: tuple[nn.Module, Tensor] | None
+    ) -> KeywordInputs:
         """A slice or a copy of checked inputs, not checked again."""
         batch = cls.__new__(cls)
-        batch.tensors, batch.mask = tensors, mask
+        batch.tensors, batch.mask, batch.replaced = tensors, mask, replaced
         return batch
+
+    def replacing(self, module: nn.Module, activation: Tensor) -> KeywordInputs:
+        """These inputs with the output of ``module`` replaced by ``activation`` in the forward pass (see
+        :func:`stepwise.core.hooks.run_model`): the model becomes a function of that level, the token embeddings
+        of a transformer, say, which can be perturbed where token ids cannot.
+
+        Parameters
+        ----------
+        module : torch.nn.Module
+            A module of the model that runs once per forward pass.
+        activation : Tensor of shape (B, ...)
+            Its replacement output; inputs of one sentence (N = 1) are repeated B times.
+
+        Returns
+        -------
+        KeywordInputs of B inputs
+        """
+        if len(self) == 1 and len(activation) != 1:
+            tensors = {k: v.expand(len(activation), *v.shape[1:]) for k, v in self.tensors.items()}
+            mask = None if self.mask is None else self.mask.expand(len(activation), *self.mask.shape[1:])
+            return KeywordInputs._trusted(tensors, mask, (module, activation))
+        return KeywordInputs._trusted(self.tensors, self.mask, (module, activation))
+
+    def without_padding(self) -> KeywordInputs:
+        """One input (N = 1) without its padding: every (1, T, ...) tensor keeps the real tokens of the mask only."""
+        if len(self) != 1 or self.mask is None:
+            return self
+        real = self.mask[0] != 0
+        width = len(real)
+        tensors = {k: v[:, real] if v.dim() >= 2 and v.shape[1] == width else v for k, v in self.tensors.items()}
+        return KeywordInputs._trusted(tensors, self.mask[:, real], self.replaced)
 
     @property
     def primary(self) -> Tensor:
@@ -116,12 +153,14 @@ class KeywordInputs:
         if isinstance(index, numbers.Integral):
             index = slice(int(index), int(index) + 1 or None)
         mask = None if self.mask is None else self.mask[index]
-        return KeywordInputs._trusted({k: v[index] for k, v in self.tensors.items()}, mask)
+        replaced = None if self.replaced is None else (self.replaced[0], self.replaced[1][index])
+        return KeywordInputs._trusted({k: v[index] for k, v in self.tensors.items()}, mask, replaced)
 
     def to(self, device: torch.device | str) -> KeywordInputs:
         """Every tensor and the mask moved to ``device``."""
         mask = None if self.mask is None else self.mask.to(device)
-        return KeywordInputs._trusted({k: v.to(device) for k, v in self.tensors.items()}, mask)
+        replaced = None if self.replaced is None else (self.replaced[0], self.replaced[1].to(device))
+        return KeywordInputs._trusted({k: v.to(device) for k, v in self.tensors.items()}, mask, replaced)
 
     def is_floating_point(self) -> bool:
         return False
@@ -215,6 +254,14 @@ def as_batch(inputs: Any, token_mask: str | Tensor | None = TOKEN_MASK) -> Any:
     if isinstance(inputs, Mapping):
         return KeywordInputs(inputs, token_mask)
     return inputs
+
+
+def input_signature(batch: Batch) -> tuple:
+    """What inputs given later must share with a method's fitted inputs: the shape of one input for a tensor; the
+    keys, and each tensor's dimensions after the tokens, for keyword inputs (any number of tokens fits)."""
+    if isinstance(batch, KeywordInputs):
+        return tuple((key, tuple(value.shape[2:])) for key, value in sorted(batch.tensors.items()))
+    return tuple(batch.shape[1:])
 
 
 def batch_mask(batch: object) -> Tensor | None:

@@ -331,7 +331,7 @@ def resolve_levels(
     example_input: Batch | Mapping[str, Tensor],
     levels: Sequence[str] | None,
     *,
-    channel_dim: int = 1,
+    channel_dim: int | None = None,
     steps: bool = False,
 ) -> list[LevelInfo]:
     """Check a list of level names against one forward pass and describe each level.
@@ -343,8 +343,10 @@ def resolve_levels(
         As for :func:`list_levels`.
     levels : sequence of str or None
         Level names bottom to top; ``None`` means :func:`default_levels`.
-    channel_dim : int, default=1
-        The dimension that indexes neurons in levels with more than two dimensions.
+    channel_dim : int, optional
+        The dimension that indexes neurons in levels with more than two dimensions. By default 1, except on the
+        token levels of inputs given as a dict, (N, T, D) activations whose T is the length of the token ids, where
+        it is 2: each unit is a neuron, its value the mean over the real tokens (channel_dim=1 is refused there).
     steps : bool, default=False
         Also check that each level depends on the level below it (a step between them has a derivative), as
         a traversal needs; found in the same forward pass (:mod:`stepwise.core.dataflow`), for float inputs.
@@ -468,7 +470,12 @@ def _module_call(model: nn.Module, trace: _Trace, name: str) -> _Call:
 
 
 def _level_info(
-    model: nn.Module, trace: _Trace, example: Batch, modules: dict[str, nn.Module], name: str, channel_dim: int
+    model: nn.Module,
+    trace: _Trace,
+    example: Batch,
+    modules: dict[str, nn.Module],
+    name: str,
+    channel_dim: int | None,
 ) -> LevelInfo:
     """Describe one level from its tensor in the probing pass: shape, channel dimension, finiteness, rewrites."""
     if name == INPUT and isinstance(example, KeywordInputs):
@@ -493,14 +500,16 @@ def _level_info(
             f"Level {name!r} holds NaN or Inf values for the given inputs: check the inputs and the model "
             "weights for non-finite values."
         )
+    tokens = isinstance(example, KeywordInputs) and tensor.dim() == 3 and tensor.shape[:2] == example.shape[:2]
+    if channel_dim is None:
+        channel_dim = 2 if tokens else 1
     dim = channel_dim if tensor.dim() > 2 else 1
     if not 1 <= dim < tensor.dim():
         raise ValueError(
             f"channel_dim={channel_dim} does not fit level {name!r} of shape {tuple(tensor.shape)}: "
             "pass a dimension between 1 and the number of dimensions minus one."
         )
-    mask = example.mask if isinstance(example, KeywordInputs) else None
-    if mask is not None and dim == 1 and tensor.dim() == 3 and tensor.shape[:2] == mask.shape:
+    if tokens and dim == 1:
         raise ValueError(
             f"channel_dim=1 makes the {tensor.shape[1]} token positions of level {name!r} (shape "
             f"{tuple(tensor.shape[1:])} per input) its neurons, so padding would change them. Pass channel_dim=2: "

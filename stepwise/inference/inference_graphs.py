@@ -3,7 +3,7 @@ a class or an image (paper 001, "Inference Graphs for CNN Interpretation")."""
 
 from __future__ import annotations
 
-from stepwise.core.inputs import check_batch
+from stepwise.core.inputs import KeywordInputs, check_batch
 
 import numbers
 from collections.abc import Mapping, Sequence
@@ -49,6 +49,18 @@ class Representative(NamedTuple):
     position: int
     box: tuple[int, int, int, int] | None
     key: float
+
+
+def _tensor_batch(inputs: object, model: nn.Module, what: str) -> Tensor:
+    """:func:`~stepwise.core.inputs.check_batch`, refusing keyword inputs: the columns of a token level would
+    include the padding tokens."""
+    x = check_batch(inputs, model, what)
+    if isinstance(x, KeywordInputs):
+        raise TypeError(
+            f"InferenceGraphs takes {what} as one tensor (N, ...), not a dict: the columns of token levels would "
+            "include the padding. StepwiseSensitivity, DecisionPaths and ActivationSorter average over real tokens."
+        )
+    return x
 
 
 class InferenceGraphs:
@@ -170,7 +182,7 @@ class InferenceGraphs:
 
     def _checked(self, inputs: object, method: str, what: str = "inputs") -> Tensor:
         self._check_fitted(method)
-        x = check_batch(inputs, self.model, what)
+        x = _tensor_batch(inputs, self.model, what)
         if tuple(x.shape[1:]) != self._input_shape:
             raise ValueError(
                 f"{what} have shape {tuple(x.shape[1:])} per input, but the model was fitted on inputs of shape "
@@ -219,14 +231,14 @@ class InferenceGraphs:
             Before the long work: NaN or Inf inputs, validation inputs of another shape, missing labels for the
             discriminative loss, an unknown level, fewer columns than words.
         """
-        x = check_batch(inputs, self.model, "inputs")
+        x = _tensor_batch(inputs, self.model, "inputs")
         y = check_labels(labels, len(x))
         if self.loss == "discriminative" and y is None:
             raise ValueError(
                 "loss='discriminative' trains a classifier of the word histograms, so it needs labels: pass "
                 "fit(inputs, labels), or use loss='generative'."
             )
-        v = x if validation is None else check_batch(validation, self.model, "validation")
+        v = x if validation is None else _tensor_batch(validation, self.model, "validation")
         if tuple(v.shape[1:]) != tuple(x.shape[1:]):
             raise ValueError(
                 f"validation inputs have shape {tuple(v.shape[1:])} per input, but inputs have "

@@ -7,7 +7,7 @@ of the next, up to the class (the model's prediction, or the given label).
 
 from __future__ import annotations
 
-from stepwise.core.inputs import check_batch
+from stepwise.core.inputs import check_batch, input_signature
 
 import numbers
 from collections.abc import Mapping, Sequence
@@ -256,8 +256,10 @@ class DecisionPaths:
 
         Parameters
         ----------
-        inputs : Tensor of shape (N, ...)
-            Moved to the model's device batch by batch.
+        inputs : Tensor of shape (N, ...), or dict of str to Tensor
+            Moved to the model's device batch by batch. A dict (a tokenizer's output,
+            :class:`~stepwise.core.inputs.KeywordInputs`) is passed as keyword arguments; with ``features="mean"``
+            the features of its (N, T, D) token levels are each unit's mean over the real tokens.
         labels : Tensor, ndarray or sequence of int of shape (N,), optional
             The true classes; needed with ``top="label"``, else reported beside the predictions.
 
@@ -283,7 +285,7 @@ class DecisionPaths:
         assignments = pd.DataFrame(columns)
         assignments[CLASS] = cls
         self._specs, self._top, self._clusters, self._batch_size = specs, top, clusters, batch_size
-        self._input_shape = tuple(inputs.shape[1:])
+        self._input_shape = input_signature(inputs)
         self.levels_ = [spec.info.name for spec in specs]
         self.n_clusters_ = ks
         self.centroids_ = {name: c.centroids for name, c in clusters.items()}
@@ -423,9 +425,9 @@ class DecisionPaths:
         self._check_fitted("predict")
         inputs = self._check_inputs(inputs)
         labels_ = self._check_labels(labels, len(inputs))
-        if tuple(inputs.shape[1:]) != self._input_shape:
+        if input_signature(inputs) != self._input_shape:
             raise ValueError(
-                f"inputs have shape {tuple(inputs.shape[1:])} per input, but the model was fitted on inputs of shape "
+                f"inputs have shape {input_signature(inputs)} per input, but the model was fitted on inputs of shape "
                 f"{self._input_shape}: pass inputs shaped as those given to fit."
             )
         features, predicted = capture_features(

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from stepwise.core.capture import capture
 from stepwise.core.hooks import NonFiniteError, all_finite, model_device_dtype
+from stepwise.core.inputs import Batch, KeywordInputs, batch_mask, is_token_level, token_mean
 from stepwise.core.levels import LevelInfo
 
 __all__ = [
@@ -74,10 +75,13 @@ class LevelFeatures:
             return math.prod(shape)
         return shape[channel]
 
-    def transform(self, activation: Tensor) -> Tensor:
+    def transform(self, activation: Tensor, mask: Tensor | None = None) -> Tensor:
         """Feature vectors of a batch: (B, D), or (B, T, D) with a time dimension; float32, not copied when the
-        activation already is a contiguous float32 matrix."""
+        activation already is a contiguous float32 matrix. With the token mask (B, T) of keyword inputs, the
+        ``mean`` of a token level runs over the real tokens only."""
         x = activation
+        if self.time_dim is None and self.features == "mean" and is_token_level(x, self.info.channel_dim, mask):
+            return token_mean(x, self.info.channel_dim, mask).to(torch.float32)
         if self.time_dim is not None:
             x = x.movedim(self.time_dim, 1)  # (B, T, *rest)
             if self.features == "flatten" or x.dim() <= 3:
@@ -104,9 +108,24 @@ def _check_finite(name: str, tensor: Tensor, start: int) -> None:
         )
 
 
+def _check_tokens(inputs: Batch, specs: Sequence[LevelFeatures]) -> None:
+    """Keyword inputs: a token level's features must not see the padding (``features="mean"``, no time dimension)."""
+    if not isinstance(inputs, KeywordInputs):
+        return
+    for spec in specs:
+        shape = spec.info.shape
+        if len(shape) == 2 and shape[0] == inputs.shape[1] and (spec.features != "mean" or spec.time_dim is not None):
+            raise ValueError(
+                f"Level {spec.info.name!r} is a token level (shape {shape} per input) of inputs given as a dict: "
+                f"features={spec.features!r}{'' if spec.time_dim is None else f' with time_dim={spec.time_dim}'} "
+                "would include the padding tokens, so padding would change the paths. Pass features='mean' (each "
+                "unit's mean over the real tokens) and time_dim=None."
+            )
+
+
 def stream_features(
     model: nn.Module,
-    inputs: Tensor,
+    inputs: Batch,
     specs: Sequence[LevelFeatures],
     top: LevelInfo,
     *,
@@ -119,7 +138,7 @@ def stream_features(
     Parameters
     ----------
     model : torch.nn.Module
-    inputs : Tensor of shape (N, ...)
+    inputs : Tensor of shape (N, ...) or KeywordInputs
         Moved to the model's device one batch at a time.
     specs : sequence of LevelFeatures
         The levels to capture, bottom to top.
@@ -129,6 +148,11 @@ def stream_features(
     progress : bool, default=False
         Show a progress bar over the batches.
 
+    Raises
+    ------
+    ValueError
+        Before the first batch: keyword inputs with a token level whose features would include the padding.
+
     Yields
     ------
     start : int
@@ -137,6 +161,7 @@ def stream_features(
     """
     device, _ = model_device_dtype(model)
     levels = [spec.info for spec in specs] + [top]
+    _check_tokens(inputs, specs)
     n_batches = -(-len(inputs) // batch_size)
     with tqdm(total=n_batches, disable=not progress, desc=desc) as bar:
         for start in range(0, len(inputs), batch_size):
@@ -144,7 +169,7 @@ def stream_features(
             captured = capture(model, batch, levels)
             features = {}
             for spec in specs:
-                values = spec.transform(captured[spec.info.name])
+                values = spec.transform(captured[spec.info.name], batch_mask(batch))
                 _check_finite(spec.info.name, values, start)
                 features[spec.info.name] = values
             scores = captured[top.name]
@@ -155,7 +180,7 @@ def stream_features(
 
 def capture_features(
     model: nn.Module,
-    inputs: Tensor,
+    inputs: Batch,
     specs: Sequence[LevelFeatures],
     top: LevelInfo,
     *,

@@ -14,7 +14,8 @@ import torch
 from torch import Tensor, nn
 
 from stepwise.core.hooks import all_finite, check_has_values, check_model_has_values, model_device_dtype
-from stepwise.core.levels import INPUT, LevelInfo, resolve_levels
+from stepwise.core.inputs import Batch, KeywordInputs, as_batch
+from stepwise.core.levels import INPUT, OUTPUT, SOFTMAX, LevelInfo, resolve_levels
 from stepwise.core.validation import NotFittedError, check_bool, check_float, check_int, unknown_name_message
 
 from .bins import WIDTHS, bin_index, class_counts, zero_aligned_edges
@@ -179,14 +180,16 @@ class ActivationSorter:
 
     # ------------------------------------------------------------------------------------------------ fitting
 
-    def fit(self, inputs: Tensor, labels: object = None) -> ActivationSorter:
+    def fit(self, inputs: Tensor | Mapping[str, Tensor], labels: object = None) -> ActivationSorter:
         """Draw ``per_class`` inputs per class and record every neuron's value on them, in one streamed pass.
 
         Parameters
         ----------
-        inputs : Tensor of shape (N, ...)
-            On any device (batches are moved to the model's); the sorter keeps a reference for the thumbnails of
-            :meth:`neuron_view`.
+        inputs : Tensor of shape (N, ...), or dict of str to Tensor
+            On any device (batches are moved to the model's); the sorter keeps a reference to a tensor for the
+            thumbnails of :meth:`neuron_view`. A dict (a tokenizer's output,
+            :class:`~stepwise.core.inputs.KeywordInputs`) is passed as keyword arguments; the neurons of its (N, T, D)
+            token levels are means (``reduce='max'``: maxima) over the real tokens.
         labels : Tensor, ndarray or sequence of int, shape (N,)
             Each input's class. Inputs without labels can be sorted by the model's own predictions:
             ``labels=model(inputs).argmax(1)``.
@@ -204,6 +207,7 @@ class ActivationSorter:
         TypeError
             Inputs that are not a tensor, labels that are not integers, inputs of another dtype than the model.
         """
+        inputs = as_batch(inputs)
         codes, infos, device = self._prepare(inputs, labels)
         rows = self._draw(codes)
         batch_size = self.batch_size
@@ -222,10 +226,10 @@ class ActivationSorter:
         finally:
             if bar is not None:
                 bar.close()
-        self._set_fitted(values, rows, codes[rows], predicted, inputs)
+        self._set_fitted(values, rows, codes[rows], predicted, inputs if isinstance(inputs, Tensor) else None)
         return self
 
-    def check(self, inputs: Tensor, labels: object = None) -> None:
+    def check(self, inputs: Tensor | Mapping[str, Tensor], labels: object = None) -> None:
         """Make every check of :meth:`fit` without the long pass: the inputs, the labels, and the levels on the
         first two inputs (one short forward pass). Nothing is drawn: a generator ``seed`` is not advanced.
 
@@ -234,18 +238,18 @@ class ActivationSorter:
         ValueError, TypeError
             As :meth:`fit` would, before its pass.
         """
-        self._prepare(inputs, labels)
+        self._prepare(as_batch(inputs), labels)
 
-    def _prepare(self, inputs: Tensor, labels: object) -> tuple[np.ndarray, list[LevelInfo], torch.device]:
+    def _prepare(self, inputs: Batch, labels: object) -> tuple[np.ndarray, list[LevelInfo], torch.device]:
         if self.model is None:
             raise ValueError(
                 f"This {_OWNER} was built from values (from_values) and has no model to run: build one with "
                 f"{_OWNER}(model, levels) to fit on inputs."
             )
-        if not isinstance(inputs, Tensor):
+        if not isinstance(inputs, (Tensor, KeywordInputs)):
             raise TypeError(
-                f"inputs must be a torch.Tensor batch (N, ...); got {type(inputs).__name__}. Stack the inputs along a "
-                "first batch dimension, for example torch.stack(list_of_inputs)."
+                f"inputs must be a torch.Tensor batch (N, ...) or a dict of tensors; got {type(inputs).__name__}. Stack "
+                "the inputs along a first batch dimension, for example torch.stack(list_of_inputs)."
             )
         if inputs.dim() == 0 or len(inputs) == 0:
             raise ValueError("inputs is empty: pass at least one input (batch dimension first).")
@@ -256,16 +260,24 @@ class ActivationSorter:
             )
         codes = _as_labels(labels, len(inputs))
         check_model_has_values(self.model)
-        check_has_values(inputs, "inputs")
+        if isinstance(inputs, Tensor):
+            check_has_values(inputs, "inputs")
         device, dtype = model_device_dtype(self.model)
         if inputs.is_floating_point() and dtype is not None and inputs.dtype != dtype:
             raise TypeError(
                 f"inputs are {inputs.dtype} but the model computes in {dtype}: convert one of them, for example "
                 f"inputs.to({dtype}) or model.to({inputs.dtype})."
             )
-        if not all_finite(inputs):
+        if isinstance(inputs, Tensor) and not all_finite(inputs):
             raise ValueError("inputs hold NaN or Inf values: remove or replace them before sorting.")
         infos = self._resolve(inputs[:2].to(device))
+        if isinstance(inputs, KeywordInputs) and self.reduce is None:
+            tokens = [info.name for info in infos if len(info.shape) == 2 and info.shape[0] == inputs.shape[1]]
+            if tokens:
+                raise ValueError(
+                    f"reduce=None keeps every token position of the token levels {tokens}, padding included, so "
+                    "padding would change the values: pass reduce='mean' (or 'max'), which runs over the real tokens."
+                )
         return codes, infos, device
 
     def _draw(self, labels: np.ndarray) -> np.ndarray:
@@ -279,10 +291,13 @@ class ActivationSorter:
             chosen.append(members)
         return np.sort(np.concatenate(chosen)).astype(np.int64)
 
-    def _resolve(self, example: Tensor) -> list[LevelInfo]:
-        """Resolve the levels on two inputs; one level is resolved with ``input`` beneath it, then alone."""
+    def _resolve(self, example: Batch) -> list[LevelInfo]:
+        """Resolve the levels on two inputs; one level is resolved with ``input`` beneath it (with the model output
+        above it for keyword inputs, which have no ``input`` level), then alone."""
         if self.levels is not None and len(self.levels) == 1:
             (name,) = self.levels
+            if isinstance(example, KeywordInputs) and name not in (SOFTMAX, OUTPUT):
+                return resolve_levels(self.model, example, [name, OUTPUT])[:1]
             if name == INPUT:
                 if example.dim() < 2:
                     raise ValueError(f"'input' of shape {tuple(example.shape)} needs a batch and a channel dimension.")

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from stepwise.core.capture import top_activation
 from stepwise.core.hooks import NonFiniteError, all_finite, analysis_mode, forward_pass
+from stepwise.core.inputs import Batch, batch_mask, is_token_level, token_mean
 from stepwise.core.levels import INPUT, OUTPUT, SOFTMAX, LevelInfo
 
 __all__ = ["REDUCTIONS", "capture_values", "n_values", "reduce_activation"]
@@ -31,7 +32,9 @@ def n_values(info: LevelInfo, reduce: str | None) -> int:
     return int(np.prod(info.shape)) if reduce is None else info.n_neurons
 
 
-def reduce_activation(activation: Tensor, reduce: str | None, channel_dim: int = 1) -> Tensor:
+def reduce_activation(
+    activation: Tensor, reduce: str | None, channel_dim: int = 1, mask: Tensor | None = None
+) -> Tensor:
     """The neuron values of a batch of activations.
 
     Parameters
@@ -39,6 +42,9 @@ def reduce_activation(activation: Tensor, reduce: str | None, channel_dim: int =
     activation : Tensor of shape (N, C, *spatial) or (N, D)
     reduce : {"mean", "max", None}
     channel_dim : int, default=1
+    mask : Tensor of shape (N, T), optional
+        The token mask of keyword inputs: on an (N, T, D) token level (``channel_dim=2``) the mean or the maximum
+        runs over the real tokens only (:func:`stepwise.core.inputs.token_mean`).
 
     Returns
     -------
@@ -49,13 +55,19 @@ def reduce_activation(activation: Tensor, reduce: str | None, channel_dim: int =
         return activation
     if reduce is None:
         return activation.movedim(channel_dim, 1).flatten(1)
+    if is_token_level(activation, channel_dim, mask):
+        assert mask is not None
+        if reduce == "mean":
+            return token_mean(activation, channel_dim, mask)
+        padding = (mask == 0).to(activation.device).unsqueeze(-1)
+        return activation.masked_fill(padding, -torch.inf).amax(dim=1)
     flat = activation.movedim(channel_dim, 1).flatten(2)
     return flat.mean(2) if reduce == "mean" else flat.amax(2)
 
 
 def capture_values(
     model: nn.Module,
-    inputs: Tensor,
+    inputs: Batch,
     rows: np.ndarray,
     infos: Sequence[LevelInfo],
     *,
@@ -69,7 +81,7 @@ def capture_values(
     Parameters
     ----------
     model : torch.nn.Module
-    inputs : Tensor of shape (N, ...)
+    inputs : Tensor of shape (N, ...) or KeywordInputs
         On any device; each batch is moved to ``device``.
     rows : ndarray of int, shape (n,)
         Which inputs, in this order.
@@ -97,9 +109,10 @@ def capture_values(
     values = {info.name: np.empty((n, n_values(info, reduce)), dtype=np.float32) for info in infos}
     predicted: np.ndarray | None = np.empty(n, dtype=np.int64)
     window = [0, 0]  # the rows of the current batch
+    masks: list[Tensor | None] = [None]  # the token mask of the current batch
 
     def store(name: str, activation: Tensor, channel_dim: int) -> None:
-        reduced = reduce_activation(activation.detach(), reduce, channel_dim)
+        reduced = reduce_activation(activation.detach(), reduce, channel_dim, masks[0])
         if not all_finite(reduced):
             start, stop = window
             bad = rows[start:stop][~torch.isfinite(reduced.flatten(1)).all(dim=1).cpu().numpy()]
@@ -124,6 +137,7 @@ def capture_values(
             stop = min(start + batch_size, n)
             window[:] = [start, stop]
             batch = inputs[index[start:stop].to(inputs.device)].to(device)
+            masks[0] = batch_mask(batch)
             for info in infos:
                 if info.name == INPUT:
                     store(INPUT, batch, info.channel_dim)

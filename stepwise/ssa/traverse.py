@@ -77,10 +77,10 @@ class StepwiseSensitivity:
         Inputs per forward pass; by default chosen from the size of the activations (about 1 GiB a batch).
     progress : bool, default=False
         Show a progress bar.
-    channel_dim : int, default=1
-        The dimension that indexes neurons in levels with more than two dimensions (for example 2 for the
-        (N, T, D) activations of a transformer: with inputs given as a dict, a neuron's value is then the mean of
-        its unit over the real tokens of the token mask, and ω the mean over the same tokens).
+    channel_dim : int, optional
+        The dimension that indexes neurons in levels with more than two dimensions: by default 1, and 2 on the
+        (N, T, D) token levels of inputs given as a dict (a transformer's), where a neuron's value is the mean of
+        its unit over the real tokens of the token mask, and ω the mean over the same tokens.
     closed_form : bool, default=True
         Compute single-layer steps (pooling, dropout or flatten, then one Conv or Linear layer with an optional
         BatchNorm and elementwise activation, or the softmax on top) and residual blocks by their exact closed
@@ -110,7 +110,7 @@ class StepwiseSensitivity:
         sign: str = "positive",
         batch_size: int | None = None,
         progress: bool = False,
-        channel_dim: int = 1,
+        channel_dim: int | None = None,
         closed_form: bool = True,
     ) -> None:
         if not isinstance(model, nn.Module):
@@ -128,7 +128,7 @@ class StepwiseSensitivity:
         self.sign = check_option(sign, "sign", _OWNER, SIGNS)
         self.batch_size = None if batch_size is None else check_int(batch_size, "batch_size", _OWNER, low=1)
         self.progress = check_bool(progress, "progress", _OWNER)
-        self.channel_dim = check_int(channel_dim, "channel_dim", _OWNER, low=1)
+        self.channel_dim = None if channel_dim is None else check_int(channel_dim, "channel_dim", _OWNER, low=1)
         self.closed_form = check_bool(closed_form, "closed_form", _OWNER)
         self._resolved: dict[tuple, tuple[list[LevelInfo], dict[int, ClosedFormStep]]] = {}
 

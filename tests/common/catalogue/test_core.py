@@ -303,7 +303,54 @@ KEYWORD_INPUTS = {
         "Take the embeddings as the bottom level instead",
         probes=1,
     ),
+    "DecisionPaths.fit: features='flatten' on token levels": _keyword(
+        lambda b: stepwise.DecisionPaths(b.model, BERT_LEVELS[1:3], n_clusters=2, features="flatten").fit(tokens()),
+        ValueError,
+        "would include the padding tokens, so padding would change the paths. Pass features='mean'",
+        probes=1,
+    ),
+    "ActivationSorter.fit: reduce=None on token levels": _keyword(
+        lambda b: stepwise.ActivationSorter(b.model, BERT_LEVELS[1:3], reduce=None).fit(
+            tokens(), torch.zeros(N_INPUTS, dtype=torch.int64)
+        ),
+        ValueError,
+        "padding would change the values: pass reduce='mean'",
+        probes=1,
+    ),
+    "InferenceGraphs.fit: a dict of token ids": _keyword(
+        lambda b: stepwise.InferenceGraphs(b.model, BERT_LEVELS[1:3]).fit(tokens()),
+        TypeError,
+        "not a dict: the columns of token levels would include the padding",
+    ),
+    "rank_neurons: token ids, which cannot be perturbed": _keyword(
+        lambda b: perturb.rank_neurons(b.model, one_sentence(), BERT_LEVELS[1:3], target=0, n_samples=N_INPUTS),
+        ValueError,
+        "cannot perturb token ids, which take no noise: name the module whose output the multiplicative noise goes "
+        "into, the token embeddings, with input_level",
+    ),
+    "rank_neurons: a dict of several sentences": _keyword(
+        lambda b: perturb.rank_neurons(b.model, tokens(), target=0, input_level=BERT_LEVELS[0]),
+        ValueError,
+        "explains one input, but the dict holds 1024: pass one sentence",
+    ),
+    "rank_neurons: input_level with a tensor input": _keyword(
+        lambda b: perturb.rank_neurons(b.model, b.image, target=0, input_level=BERT_LEVELS[0]),
+        ValueError,
+        "a tensor input takes the noise itself. Leave input_level=None",
+    ),
+    "rank_neurons: a level below input_level": _keyword(
+        lambda b: perturb.rank_neurons(
+            b.model, one_sentence(), [BERT_LEVELS[1]], target=0, n_samples=N_INPUTS, input_level=BERT_LEVELS[2]
+        ),
+        ValueError,
+        "Levels are not in forward order (bottom to top)",
+        probes=3,  # the noise's level resolved, its clean output captured, the levels resolved: one sentence each
+    ),
 }
+
+
+def one_sentence() -> dict[str, Tensor]:
+    return {key: value[:1] for key, value in sentences().items()}
 
 
 @pytest.mark.parametrize("name", [pytest.param(name, marks=case.marks) for name, case in KEYWORD_INPUTS.items()])
