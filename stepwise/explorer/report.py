@@ -25,15 +25,17 @@ def _labelled(items: Any, name: str, kinds: tuple[type, ...], label: Any) -> dic
     if isinstance(items, Mapping):
         pairs = [(str(k), v) for k, v in items.items()]
     elif isinstance(items, Sequence) and not isinstance(items, str):
-        pairs = [(label(v, i), v) for i, v in enumerate(items)]
+        pairs = [(str(i), v) for i, v in enumerate(items)]
     else:
-        pairs = [(label(items, 0), items)]
+        pairs = [("0", items)]
     if not pairs:
         raise ValueError(f"{name} is empty: pass at least one, or leave {name}=None.")
     for key, value in pairs:
         if not isinstance(value, kinds):
             wanted = " or ".join(k.__name__ for k in kinds)
-            raise TypeError(f"{name} holds {type(value).__name__} ({key}): it takes {wanted} objects.")
+            raise TypeError(f"{name} holds {type(value).__name__} (at {key}): it takes {wanted} objects.")
+    if not isinstance(items, Mapping):
+        pairs = [(label(v, i), v) for i, (_, v) in enumerate(pairs)]
     labels = [k for k, _ in pairs]
     if len(set(labels)) < len(labels):
         raise ValueError(f"{name} holds two results labelled alike ({labels}): pass a mapping of distinct labels.")

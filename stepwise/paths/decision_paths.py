@@ -78,7 +78,8 @@ class DecisionPaths:
         For recurrent levels of shape (N, T, ...): the time dimension. Each time step becomes a column, and all
         steps of a level are clustered by one shared k-means.
     algorithm : {'full', 'minibatch'}, default='full'
-        ``full``: ``KMeans`` on the captured features of all inputs. ``minibatch``: batches streamed into
+        ``full``: ``KMeans`` on the captured features of all inputs, each restart run until no assignment
+        changes (``tol=0``; at most 300 iterations). ``minibatch``: batches streamed into
         ``MiniBatchKMeans.partial_fit``, then a second pass assigns each input; memory does not grow with N.
     batch_size : int, optional
         Inputs per forward pass; by default about 64 MiB of captured activations, at most 256 inputs.
@@ -107,9 +108,10 @@ class DecisionPaths:
 
     Notes
     -----
-    Memory with ``algorithm="full"``: the feature arrays (N x D float32 per level), plus, while a level is
-    clustered, one temporary copy of its features (scikit-learn's ``KMeans`` computes their variance for its
-    tolerance); k-means centres the features in place rather than copying them. ``"minibatch"`` keeps no features.
+    Memory with ``algorithm="full"``: the feature arrays (N x D float32 per level), not copied: k-means centres
+    them in place, and runs to strict convergence (``tol=0``), which spares the temporary copy that scikit-learn's
+    tolerance (the features' variance) would make; k-means' own arrays are O(N) (labels, squared norms) and
+    O(k x D). ``"minibatch"`` keeps no features.
 
     Examples
     --------

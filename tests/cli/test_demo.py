@@ -20,6 +20,9 @@ RESULTS = (
     "class_0.graphml",
     "class_1.json",
     "class_1.graphml",
+    "report.html",
+    "sort/thumbnails.npz",
+    "inference/thumbnails.npz",
 )
 
 

@@ -31,6 +31,7 @@ from stepwise import DependencyGraph
 from stepwise.core.levels import resolve_levels
 
 from tests.common.catalogue.bench import (
+    LEVELS,
     RANGE_1,
     Bad,
     check_api,
@@ -538,7 +539,41 @@ PATCHES = {
     "plot_patches: k=0": Bad(lambda b: perturb.plot_patches(b.image, b.ranking, k=0), ValueError, RANGE_1, ranked=True),
 }
 
-API = {**CONSTRUCTION, **LEVEL_NAMES, **TARGETS, **INPUTS, **STEPS, **PROBING, **GRAPHS, **RANKING, **PATCHES}
+REPORT = {
+    "report with nothing to show": Bad(lambda b: stepwise.report(b.folder / "page.html"), ValueError, "pass graphs="),
+    "report: graphs of another kind": Bad(
+        lambda b: stepwise.report(b.folder / "page.html", graphs=[b.graphs[0], "class_0.json"]),
+        TypeError,
+        "it takes DependencyGraph objects",
+    ),
+    "report: an empty list of graphs": Bad(
+        lambda b: stepwise.report(b.folder / "page.html", graphs=[]), ValueError, "leave graphs=None"
+    ),
+    "report: graphs labelled alike": Bad(
+        lambda b: stepwise.report(b.folder / "page.html", graphs=[b.graphs[0], b.graphs[0]]),
+        ValueError,
+        "pass a mapping of distinct labels",
+    ),
+    "report: clusters not a ClusterResult": Bad(
+        lambda b: stepwise.report(b.folder / "page.html", graphs=b.graphs, clusters="ward"),
+        TypeError,
+        "clusters takes a ClusterResult (stepwise.cluster_graphs)",
+    ),
+    "report: paths not fitted": Bad(
+        lambda b: stepwise.report(b.folder / "page.html", paths=stepwise.DecisionPaths(b.model, LEVELS[-3:])),
+        TypeError,
+        "Call .fit(inputs) first",
+    ),
+    "report: a sorter not fitted": Bad(
+        lambda b: stepwise.report(b.folder / "page.html", sorter=stepwise.ActivationSorter(b.model, LEVELS[-2:])),
+        TypeError,
+        "Call .fit first",
+    ),
+}
+
+API = {
+    **CONSTRUCTION, **LEVEL_NAMES, **TARGETS, **INPUTS, **STEPS, **PROBING, **GRAPHS, **RANKING, **PATCHES, **REPORT
+}  # fmt: skip
 
 
 @pytest.mark.parametrize("name", [pytest.param(name, marks=case.marks) for name, case in API.items()])

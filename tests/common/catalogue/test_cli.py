@@ -112,6 +112,12 @@ COMMANDS = {
     "levels with neither --data nor --input-shape": BadCommand(
         ("levels", *DIGITS), "one of the arguments --data --input-shape is required"
     ),
+    "report on a folder with nothing it knows": BadCommand(("report", "{tmp}"), "holds no results stepwise knows"),
+    "report on a file": BadCommand(("report", "{tmp}/taken"), "is not a folder: give the folder a stepwise command"),
+    "report --out a folder": BadCommand(("report", "{tmp}", "--out", "{tmp}"), "give the path of the HTML file"),
+    "report --out in a missing folder": BadCommand(
+        ("report", "{tmp}", "--out", "{tmp}/missing/page.html"), "does not exist; create it first"
+    ),
     "an unknown command": BadCommand(
         ("analyze", *DIGITS), "invalid choice: 'analyze' (choose from 'demo', 'analyse', 'perturb',"
     ),

@@ -1,0 +1,142 @@
+"""The demo's page in a real browser: Debian's headless Chromium driven by selenium, the page opened from
+``file://``. Required where ``CI=true``; elsewhere skipped, with the reason, when no Chromium is installed."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.explorer.conftest import Page
+
+VIEWS = ["dependency", "perturbation", "paths", "inference", "sorter"]
+
+
+def _browser_paths() -> tuple[str, str]:
+    driver = shutil.which("chromedriver")
+    browser = next((p for p in map(shutil.which, ("chromium", "chromium-browser")) if p), None)
+    if driver is None or browser is None:
+        reason = (
+            "no Chromium found: install Debian's chromium and chromium-driver packages (apt-get install -y chromium "
+            "chromium-driver) to run the browser tests"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason + "; they are required in CI")
+        pytest.skip(reason)
+    return browser, driver
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install selenium)")
+    from selenium.webdriver.chrome.service import Service
+
+    binary, driver = _browser_paths()
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=1500,1000", "--disable-background-networking", "--no-first-run"):  # fmt: skip
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    chrome = webdriver.Chrome(service=Service(driver), options=options)
+    chrome.set_page_load_timeout(60)
+    yield chrome
+    chrome.quit()
+
+
+@pytest.fixture(scope="module")
+def opened(browser: object, demo_folder: Path) -> object:
+    browser.get((demo_folder / "report.html").resolve().as_uri())
+    browser.get_log("browser")  # the log starts with this page
+    return browser
+
+
+def css(browser: object, selector: str) -> list:
+    from selenium.webdriver.common.by import By
+
+    return browser.find_elements(By.CSS_SELECTOR, selector)
+
+
+def tab(browser: object, name: str) -> None:
+    css(browser, f'[data-tab="{name}"]')[0].click()
+    panels = {p.get_attribute("data-panel"): p.is_displayed() for p in css(browser, "[data-panel]")}
+    assert panels == {view: view == name for view in VIEWS}
+
+
+def details(browser: object) -> str:
+    return css(browser, "#details")[0].text
+
+
+def number(value: float) -> str:
+    """As the page's script writes a number: an int as it is, else 4 significant digits."""
+    if float(value).is_integer():
+        return str(int(value))
+    return np.format_float_positional(float(f"{value:.4g}"), trim="-")
+
+
+def test_clicking_a_neuron_shows_its_key_and_metrics(opened: object, demo_page: Page) -> None:
+    tab(opened, "dependency")
+    gid, entry = next(iter(demo_page.data["dependency"]["graphs"].items()))
+    key = next(k for k, m in entry["metrics"].items() if m["relevance"] is not None)  # a neuron below the top
+    node = css(opened, f'[data-graph="{gid}"] [data-key="{key}"]')[0]
+    node.click()
+    text = details(opened)
+    metrics = entry["metrics"][key]
+    assert text.startswith(key)
+    assert f"relevance (mean ω) {number(metrics['relevance'])}" in text
+    assert f"frequency {number(metrics['frequency'])}" in text
+    assert f"interconnectedness {metrics['interconnectedness']}" in text
+    edge = next(e for e in entry["edges"] if e["target"] == key)
+    assert f"{edge['source']} {edge['count']} {number(edge['frequency'])}" in text  # its edge from above
+    assert "selected" in node.get_attribute("class")
+
+
+def test_every_tab_and_its_clickable_elements(opened: object) -> None:
+    from selenium.webdriver.support.ui import Select
+
+    for name in VIEWS:
+        tab(opened, name)
+        shown = [e for e in css(opened, f'[data-panel="{name}"] [data-key]') if e.is_displayed()]
+        assert shown, f"nothing to click in {name}"
+        shown[-1].click()
+        assert shown[-1].get_attribute("data-key") in details(opened), name
+    tab(opened, "inference")
+    word = next(e for e in css(opened, '[data-panel="inference"] [data-key]') if e.is_displayed())
+    word.click()
+    assert "Representative patches" in details(opened) and css(opened, "#details .patch img")
+    tab(opened, "sorter")
+    css(opened, '[data-panel="sorter"] tr[data-key]')[0].click()
+    assert css(opened, "#neuron-view .main-svg") and "Inputs per bin" in details(opened)
+    tab(opened, "paths")
+    Select(css(opened, 'select[data-select="paths-class"]')[0]).select_by_value("1")
+    assert "class 1" in css(opened, "#paths-sankey")[0].text
+    tab(opened, "perturbation")
+    header = css(opened, '[data-panel="perturbation"] .choice:not([hidden]) table.sortable th')[2]
+    header.click()
+    assert header.get_attribute("data-order") == "ascending"
+
+
+def test_no_error_in_the_console_and_no_request_off_the_disk(opened: object) -> None:
+    errors = [entry for entry in opened.get_log("browser") if entry["level"] == "SEVERE"]
+    assert not errors, errors
+    urls = []
+    for entry in opened.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            urls.append(message["params"]["request"]["url"])
+    assert urls and all(url.startswith(("file:", "data:")) for url in urls), [u[:80] for u in urls]
+
+
+def test_a_screenshot_of_the_page(opened: object, tmp_path: Path) -> None:
+    from matplotlib.image import imread
+
+    tab(opened, "dependency")
+    shot = tmp_path / "report.png"
+    assert opened.save_screenshot(str(shot))
+    pixels = imread(shot)
+    assert pixels.shape[0] > 500 and pixels.std() > 0.05  # a page drawn, not a blank one

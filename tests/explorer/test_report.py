@@ -1,0 +1,116 @@
+"""``stepwise.report`` on results held as Python objects: a tab each, their numbers in the data block."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import perturb
+import stepwise
+from stepwise.models import digits_cnn
+from tests.explorer.conftest import parse
+from tests.helpers import digits_subset
+
+LEVELS = ["features.3", "features.6", "classifier.1", "softmax"]
+
+
+@pytest.fixture(scope="module")
+def digits() -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+    images, labels = digits_subset([0, 1, 2], 12)
+    return digits_cnn().double(), images.double(), labels
+
+
+@pytest.fixture(scope="module")
+def page(digits: tuple, tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    model, images, labels = digits
+    ssa = stepwise.StepwiseSensitivity(model, LEVELS, branching=2)
+    with warnings.catch_warnings():  # a traversal that stops early is drawn too: keep its warning out
+        warnings.simplefilter("ignore", UserWarning)
+        graphs = [ssa.dependency_graph(images[labels == c], target=c) for c in (0, 1, 2)]
+    clusters = stepwise.cluster_graphs(graphs, n_clusters=2)
+    rankings = {7: perturb.rank_neurons(model, images[7], LEVELS[:-1], target=0, n_samples=8)}
+    dp = stepwise.DecisionPaths(model, ["features.6", "classifier.1"], n_clusters=3, n_init=2).fit(images, labels)
+    ig = stepwise.InferenceGraphs(model, ["features.6", "classifier.1", "softmax"], n_words=3, max_iter=3).fit(images)
+    inference = (ig, {f"class {c}": ig.class_graph(images, c, z=2) for c in (0, 1)})
+    sorter = stepwise.ActivationSorter(model, ["classifier.1"], per_class=5).fit(images, labels)
+    path = stepwise.report(tmp_path_factory.mktemp("report") / "page.html", graphs=graphs, clusters=clusters,
+                           ranking=rankings, paths=dp, inference=inference, sorter=sorter, title="objects")  # fmt: skip
+    return parse(path), graphs, clusters, rankings, dp, inference, sorter
+
+
+def test_a_tab_per_result_given(page: tuple) -> None:
+    assert page[0].data["views"] == ["dependency", "perturbation", "paths", "inference", "sorter"]
+    assert page[0].data["title"] == "objects"
+
+
+def test_graphs_and_their_clustering(page: tuple) -> None:
+    parsed, graphs, clusters = page[:3]
+    held = parsed.data["dependency"]
+    assert [g["label"] for g in held["graphs"].values()] == ["class 0", "class 1", "class 2"]
+    for graph, (gid, entry) in zip(graphs, held["graphs"].items()):
+        metrics = graph.node_metrics()
+        for key, m in entry["metrics"].items():
+            assert m["frequency"] == metrics.loc[key, "frequency"]
+            assert m["interconnectedness"] == metrics.loc[key, "interconnectedness"]
+        keys = [e.attrs["data-key"] for e in parsed.elements if e.graph == gid and "data-key" in e.attrs]
+        assert sorted(keys) == sorted(graph.nodes)
+    order = list(clusters.leaf_order)
+    assert held["clusters"]["graphs"] == [str(clusters.frame.index[i]) for i in order]
+    assert np.array_equal(np.array(held["clusters"]["values"]), clusters.frame.to_numpy()[order])
+    assert held["clusters"]["flat"] == [int(clusters.labels.iloc[i]) for i in order]
+
+
+def test_ranking_rows_are_its_table(page: tuple) -> None:
+    parsed, rankings = page[0], page[3]
+    table = rankings[7].table()
+    rows = parsed.data["perturbation"]["inputs"]["7"]["rows"]
+    assert list(rows) == [f"{lv}:{n}" for lv, n in zip(table["level"], table["neuron"])]
+    for (_, expected), shown in zip(table.iterrows(), rows.values()):
+        assert shown["correlation"] == pytest.approx(float(expected["correlation"]), rel=1e-12, nan_ok=True)
+        assert shown["correlation_rank"] == int(expected["correlation_rank"])
+
+
+def test_paths_graph_is_the_fitted_one(page: tuple) -> None:
+    parsed, dp = page[0], page[4]
+    graph = dp.graph()
+    assert parsed.data["paths"]["graph"]["nodes"] == {k: dict(d) for k, d in graph.nodes(data=True)}
+    assert set(parsed.data["paths"]["figures"]) == {"all", "0", "1", "2"}
+
+
+def test_words_show_their_representatives(page: tuple) -> None:
+    parsed, (ig, graphs) = page[0], page[5]
+    held = parsed.data["inference"]
+    for (label, graph), (gid, entry) in zip(graphs.items(), held["graphs"].items()):
+        assert entry["label"] == label
+        for key in graph.nodes:
+            level, word = key.rsplit(":", 1)
+            expected = [
+                [r.input, None if r.box is None else list(r.box)] for r in ig.representatives(level, int(word), k=4)
+            ]
+            assert held["representatives"][gid][key] == expected
+    assert held["images"] and all(v["src"].startswith("data:image/png") for v in held["images"].values())
+
+
+def test_sorter_counts_are_its_layer_summary(page: tuple) -> None:
+    parsed, sorter = page[0], page[6]
+    summary = sorter.layer_summary("classifier.1", bins=30)
+    held = parsed.data["sorter"]["levels"]["classifier.1"]
+    for i, neuron in enumerate(summary.neurons):
+        assert held[f"classifier.1:{neuron}"]["counts"] == summary.counts[i].tolist()
+    shown = {n for entry in held.values() for members in entry["members"] for n in members[0]}
+    assert set(parsed.data["sorter"]["images"]) == {str(n) for n in shown}  # thumbnails of the inputs fitted on
+
+
+def test_a_failed_write_keeps_the_old_page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, page: tuple) -> None:
+    import stepwise.explorer.page as module
+
+    out = tmp_path / "page.html"
+    out.write_text("the old page")
+    monkeypatch.setattr(module, "data_block", lambda data: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        stepwise.report(out, graphs=page[1])
+    assert out.read_text() == "the old page" and [p.name for p in tmp_path.iterdir()] == ["page.html"]
