@@ -10,16 +10,18 @@ paper, k = 30 at the second conv (its pooled output, 1,568-d) and k = 15 at the 
 Measured:
 
 - **time**: the library's ``fit`` against a baseline doing the same work by hand: a plain forward pass whose hooks
-  collect the same activations into numpy, then the same ``KMeans`` calls. The two alternate ``--repeats`` times
-  in the same process; the medians and their ratio are printed (target: at most 1.1).
+  collect the same activations into numpy, then the same ``KMeans`` calls as the library (``tol=0``: each restart
+  run until no assignment changes). The two alternate ``--repeats`` times in the same process; the medians and
+  their ratio are printed (target: at most 1.1).
 - **peak memory** of ``fit``, in a fresh process (the peak resident set size reset just before, through
-  ``/proc/self/clear_refs``), against the feature arrays plus the model (target: at most 1.3), and the same for
-  the baseline;
+  ``/proc/self/clear_refs``), against the feature arrays plus the model (target: at most 1.3), with the peak of
+  each phase (the forward pass, the k-means of each level), and the same for the baseline;
 - **mini-batch** k-means (``algorithm="minibatch"``) on ``--minibatch-n`` inputs stored as bytes (a first module
   of the model scales them), its whole process's peak resident set size (target: within 1 GiB).
 
 Run from the repository root: ``python examples/benchmark_paths.py`` (``--n``, ``--repeats``, ``--minibatch-n``;
-``--out`` names the JSON record, by default ``results/benchmarks/paths.json``).
+``--parts`` picks among ``time memory minibatch``; ``--out`` names the JSON record, by default
+``results/benchmarks/paths.json``; with ``--update`` the parts measured replace theirs in an existing record).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RECORD = ROOT / "results" / "benchmarks" / "paths.json"
 LEVELS = ["5", "8"]  # the pooled output of the second conv (1,568-d), the FC layer after tanh (100-d)
 K = {"5": 30, "8": 15}
+PARTS = ("time", "memory", "minibatch")
 N_INIT = 10
 SEED = 0
 
@@ -100,8 +103,11 @@ def batch_size_for(model: nn.Module, n: int) -> int:
     return auto_batch_size(infos, n)
 
 
-def baseline(model: nn.Module, x: Tensor, batch_size: int) -> dict[str, np.ndarray]:
-    """By hand: forward hooks collect the levels into numpy, then one KMeans per level; the assignments."""
+def baseline(
+    model: nn.Module, x: Tensor, batch_size: int, n_iter: dict[str, int] | None = None
+) -> dict[str, np.ndarray]:
+    """By hand: forward hooks collect the levels into numpy, then one KMeans per level; the assignments (and, in
+    ``n_iter``, the iterations of each level's best restart)."""
     from sklearn.cluster import KMeans
 
     modules = dict(model.named_modules())
@@ -122,8 +128,12 @@ def baseline(model: nn.Module, x: Tensor, batch_size: int) -> dict[str, np.ndarr
     labels = {}
     for level in LEVELS:
         features = np.concatenate(parts.pop(level))
-        labels[level] = KMeans(K[level], n_init=N_INIT, random_state=SEED, copy_x=False).fit(features).labels_
-        del features
+        # as the library: centred in place (copy_x=False), restarts run to strict convergence (tol=0)
+        kmeans = KMeans(K[level], n_init=N_INIT, random_state=SEED, tol=0, copy_x=False).fit(features)
+        labels[level] = kmeans.labels_
+        if n_iter is not None:
+            n_iter[level] = int(kmeans.n_iter_)
+        del features, kmeans
     return labels
 
 
@@ -149,6 +159,25 @@ def _reset_peak() -> None:
         os.write(fd, b"5")
     finally:
         os.close(fd)
+
+
+def _phases(record: dict[str, float]) -> None:
+    """Wrap the library's per-level k-means so that the peak resident set of each phase is recorded: the forward
+    pass (up to the first k-means), then each level's k-means. Reading and resetting the peak costs microseconds."""
+    from stepwise.paths import decision_paths
+
+    inner = decision_paths.fit_full
+
+    def fit_full(level, features, *args, **kwargs):  # type: ignore[no-untyped-def]
+        record.setdefault("capture", _status("VmHWM"))
+        _reset_peak()
+        try:
+            return inner(level, features, *args, **kwargs)
+        finally:
+            record[f"kmeans {level}"] = _status("VmHWM")
+            _reset_peak()
+
+    decision_paths.fit_full = fit_full
 
 
 def child(kind: str, n: int) -> dict[str, float]:
@@ -184,17 +213,22 @@ def child(kind: str, n: int) -> dict[str, float]:
     before = _status("VmRSS")
     _reset_peak()
     start = time.perf_counter()
+    phases: dict[str, float] = {}
     if kind == "library":
+        _phases(phases)
         library(model, x)
+        phases["after"] = _status("VmHWM")
     else:
         baseline(model, x, batch_size)
     seconds = time.perf_counter() - start
+    peak = max([_status("VmHWM"), *phases.values()])
     return {
         "n": n,
         "feature_bytes": feature_bytes,
         "model_bytes": model_bytes,
         "rss_before": before,
-        "peak_rss": _status("VmHWM"),
+        "peak_rss": peak,
+        "peak_rss_by_phase": phases,
         "seconds": seconds,
     }
 
@@ -213,7 +247,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--repeats", type=int, default=3, help="alternating repeats of each timing (default 3)")
     parser.add_argument("--minibatch-n", type=int, default=200_000, help="inputs of the mini-batch run (0: skip)")
     parser.add_argument("--threads", type=int, help="limit torch and k-means to this many threads")
+    parser.add_argument(
+        "--parts", nargs="+", choices=PARTS, default=list(PARTS), help="what to measure (default: all three)"
+    )
     parser.add_argument("--out", type=Path, default=RECORD, help="the JSON record")
+    parser.add_argument("--update", action="store_true", help="keep the other parts of an existing record")
     parser.add_argument("--child", choices=("library", "baseline", "minibatch"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -226,72 +264,98 @@ def main(argv: Sequence[str] | None = None) -> dict:
         print(json.dumps(child(args.child, args.n)))
         return {}
 
+    if args.update and args.out.exists() and json.loads(args.out.read_text()).get("n_inputs") != args.n:
+        parser.error(f"{args.out} records another number of inputs than --n {args.n}")
+    record: dict = {}
     model = paper_mnist()
-    x = digit_images(args.n)
     batch_size = batch_size_for(model, args.n)
-    times: dict[str, list[float]] = {"baseline": [], "library": []}
-    for repeat in range(args.repeats):
-        for kind in ("baseline", "library") if repeat % 2 == 0 else ("library", "baseline"):
-            start = time.perf_counter()
-            if kind == "baseline":
-                reference = baseline(model, x, batch_size)
-            else:
-                fitted = library(model, x)
-            times[kind].append(time.perf_counter() - start)
-            print(f"repeat {repeat + 1}/{args.repeats}: {kind} {times[kind][-1]:.1f} s", flush=True)
-    from sklearn.metrics import adjusted_rand_score
-
-    agree = {level: adjusted_rand_score(fitted.assignments_[level], reference[level]) for level in LEVELS}
-    median = {kind: statistics.median(values) for kind, values in times.items()}
-    ratio = median["library"] / median["baseline"]
-    # each repeat times the two back to back: the median of their ratios is robust to the load of a shared machine
-    # drifting between repeats, which the ratio of the medians is not
-    paired = statistics.median(a / b for a, b in zip(times["library"], times["baseline"]))
-    print(
-        f"{args.n} inputs, batch {batch_size}: library {median['library']:.1f} s, baseline "
-        f"{median['baseline']:.1f} s (medians of {args.repeats}); ratio {ratio:.3f}, median of the paired ratios "
-        f"{paired:.3f} (target <= 1.1); "
-        f"adjusted Rand index against the baseline's clusters {min(agree.values()):.4f}"
+    record.update(
+        {
+            "benchmark": "stepwise.DecisionPaths on the Paths paper's MNIST network (random weights), digits 28x28",
+            "levels": LEVELS,
+            "n_clusters": K,
+            "n_init": N_INIT,
+            "kmeans_tol": 0,
+            "n_inputs": args.n,
+            "batch_size": batch_size,
+            "torch": torch.__version__,
+            "stepwise": stepwise.__version__,
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads",
+        }
     )
 
-    memory = {kind: in_child(kind, args.n, args.threads) for kind in ("library", "baseline")}
-    for kind, m in memory.items():
-        growth = m["peak_rss"] - m["rss_before"]
-        m["growth_over_features_and_model"] = growth / (m["feature_bytes"] + m["model_bytes"])
+    def write() -> None:  # after each measurement, so that a run cut short keeps what it measured
+        # with --update, the record is read again each time: two runs measuring different parts share one file
+        old = json.loads(args.out.read_text()) if args.update and args.out.exists() else {}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        write_file(args.out, json.dumps({**old, **record}, indent=2) + "\n")
+
+    if "time" in args.parts:
+        x = digit_images(args.n)
+        times: dict[str, list[float]] = {"baseline": [], "library": []}
+        n_iter: dict[str, int] = {}
+        for repeat in range(args.repeats):
+            for kind in ("baseline", "library") if repeat % 2 == 0 else ("library", "baseline"):
+                start = time.perf_counter()
+                if kind == "baseline":
+                    reference = baseline(model, x, batch_size, n_iter)
+                else:
+                    fitted = library(model, x)
+                times[kind].append(time.perf_counter() - start)
+                print(f"repeat {repeat + 1}/{args.repeats}: {kind} {times[kind][-1]:.1f} s", flush=True)
+            from sklearn.metrics import adjusted_rand_score
+
+            agree = {level: adjusted_rand_score(fitted.assignments_[level], reference[level]) for level in LEVELS}
+            median = {kind: statistics.median(values) for kind, values in times.items()}
+            ratio = median["library"] / median["baseline"]
+            # each repeat times the two back to back: the median of their ratios is robust to the load of a shared
+            # machine drifting between repeats, which the ratio of the medians is not
+            paired = statistics.median(a / b for a, b in zip(times["library"], times["baseline"]))
+            record.update(
+                {
+                    "repeats": repeat + 1,
+                    "seconds": times,
+                    "median_seconds": median,
+                    "ratio_library_over_baseline": ratio,
+                    "median_paired_ratio": paired,
+                    "agreement_with_baseline": agree,
+                    "kmeans_iterations_of_the_best_restart": n_iter,
+                }
+            )
+            write()
         print(
-            f"peak memory of the {kind} fit: {growth / 2**20:.0f} MiB over {m['rss_before'] / 2**20:.0f} MiB, "
-            f"{m['growth_over_features_and_model']:.2f}x the feature arrays and the model "
-            f"({(m['feature_bytes'] + m['model_bytes']) / 2**20:.0f} MiB; target <= 1.3)"
+            f"{args.n} inputs, batch {batch_size}: library {median['library']:.1f} s, baseline "
+            f"{median['baseline']:.1f} s (medians of {args.repeats}); ratio {ratio:.3f}, median of the paired ratios "
+            f"{paired:.3f} (target <= 1.1); "
+            f"adjusted Rand index against the baseline's clusters {min(agree.values()):.4f}"
         )
-    minibatch = None
-    if args.minibatch_n:
+
+    if "memory" in args.parts:
+        memory = {kind: in_child(kind, args.n, args.threads) for kind in ("library", "baseline")}
+        for kind, m in memory.items():
+            growth = m["peak_rss"] - m["rss_before"]
+            m["growth_over_features_and_model"] = growth / (m["feature_bytes"] + m["model_bytes"])
+            phases = ", ".join(
+                f"{phase} {(peak - m['rss_before']) / 2**20:.0f}" for phase, peak in m["peak_rss_by_phase"].items()
+            )
+            print(
+                f"peak memory of the {kind} fit: {growth / 2**20:.0f} MiB over {m['rss_before'] / 2**20:.0f} MiB, "
+                f"{m['growth_over_features_and_model']:.2f}x the feature arrays and the model "
+                f"({(m['feature_bytes'] + m['model_bytes']) / 2**20:.0f} MiB; target <= 1.3)"
+                + (f"; by phase (MiB): {phases}" if phases else "")
+            )
+        record["memory"] = memory
+        write()
+
+    if "minibatch" in args.parts and args.minibatch_n:
         minibatch = in_child("minibatch", args.minibatch_n, args.threads)
         print(
             f"minibatch on {args.minibatch_n} inputs (bytes, {minibatch['inputs_bytes'] / 2**20:.0f} MiB): peak "
             f"resident set {minibatch['peak_rss'] / 2**30:.2f} GiB (target <= 1 GiB), "
             f"{minibatch['seconds']:.0f} s"
         )
-    record = {
-        "benchmark": "stepwise.DecisionPaths on the Paths paper's MNIST network (random weights), digits 28x28",
-        "levels": LEVELS,
-        "n_clusters": K,
-        "n_init": N_INIT,
-        "n_inputs": args.n,
-        "batch_size": batch_size,
-        "repeats": args.repeats,
-        "seconds": times,
-        "median_seconds": median,
-        "ratio_library_over_baseline": ratio,
-        "median_paired_ratio": paired,
-        "agreement_with_baseline": agree,
-        "memory": memory,
-        "minibatch": minibatch,
-        "torch": torch.__version__,
-        "stepwise": stepwise.__version__,
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads",
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_file(args.out, json.dumps(record, indent=2) + "\n")
+        record["minibatch"] = minibatch
+        write()
     print(f"wrote {args.out}")
     return record
 

@@ -1,10 +1,12 @@
 """k-means per level, with cluster ids renumbered by size so that results do not depend on k-means' internal order.
 
 ``algorithm="full"`` fits scikit-learn's ``KMeans(n_clusters=k, n_init=n_init, random_state=seed)`` on the
-features of every input (Euclidean, no scaling, as the paper). ``algorithm="minibatch"`` feeds the batches of a
-streamed pass to ``MiniBatchKMeans.partial_fit``, so that memory does not grow with the number of inputs, and a
-second pass assigns every input to its nearest centroid. Either way the ids are then renumbered: the largest
-cluster is 0, ties go to the cluster whose inputs have the smaller mean index.
+features of every input (Euclidean, no scaling, as the paper), run to strict convergence (``tol=0``: each restart
+stops when no assignment changes, a fixed point of k-means, or after ``max_iter`` = 300 iterations).
+``algorithm="minibatch"`` feeds the batches of a streamed pass to ``MiniBatchKMeans.partial_fit``, so that memory
+does not grow with the number of inputs, and a second pass assigns every input to its nearest centroid. Either
+way the ids are then renumbered: the largest cluster is 0, ties go to the cluster whose inputs have the smaller
+mean index.
 """
 
 from __future__ import annotations
@@ -100,7 +102,7 @@ def fit_full(
     ----------
     level : str
     features : ndarray of shape (n_samples, D), float32
-        Centred in place during the fit and restored up to rounding (scikit-learn's ``copy_x=False``).
+        Centred in place during the fit and restored up to rounding (scikit-learn's ``copy_x=False``); not copied.
     k : int
     n_init : int
     seed : int or None
@@ -115,8 +117,11 @@ def fit_full(
     from sklearn.cluster import KMeans
 
     # copy_x=False: k-means centres the features in place (and adds the mean back) instead of copying them; the
-    # caller drops the features once they are clustered
-    estimator = KMeans(n_clusters=k, n_init=n_init, random_state=seed, copy_x=False).fit(features)
+    # caller drops the features once they are clustered. tol=0: a restart stops when no assignment changes (a fixed
+    # point: every centroid the mean of its samples, every sample at its nearest centroid), and scikit-learn skips
+    # the tolerance relative to the features' variance, whose np.var(features, axis=0) makes a temporary as large
+    # as the features
+    estimator = KMeans(n_clusters=k, n_init=n_init, random_state=seed, tol=0, copy_x=False).fit(features)
     order = size_order(estimator.labels_, k, input_index)
     labels = order[estimator.labels_]
     clusters = LevelClusters(

@@ -85,11 +85,12 @@ def test_assignments_are_the_nearest_centroid(fitted: DecisionPaths, digits: tup
         assigned = fitted.assignments_[level].to_numpy()
         gap, tolerance = nearest_gap(features, fitted.centroids_[level], assigned)
         assert gap <= tolerance, (level, gap, tolerance)
-        # k-means' fixed point: each centroid is (close to) the mean of its inputs
+        # k-means' fixed point (run to strict convergence): each centroid is the mean of its inputs, up to float32
+        # rounding
         for j in range(K[level]):
             members = features[assigned == j]
             spread = np.abs(features).max()
-            assert np.abs(members.mean(0) - fitted.centroids_[level][j]).max() <= 1e-3 * spread
+            assert np.abs(members.mean(0) - fitted.centroids_[level][j]).max() <= 1e-5 * spread
 
 
 def test_clusters_are_numbered_by_size(fitted: DecisionPaths) -> None:
