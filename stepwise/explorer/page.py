@@ -1,9 +1,11 @@
 """The page itself: one HTML file with everything inline, written atomically.
 
-Layout of the file: the styles and plotly's JavaScript (inlined once) in the head; a tab bar with one ``[data-tab]``
-button per view; the views' markup; the ``#details`` panel that shows what was clicked; the data of every view in
+Layout of the file: the styles in the head; a tab bar with one ``[data-tab]`` button per view; the views' markup;
+the ``#details`` panel that shows what was clicked; the data of every view in
 ``<script type="application/json" id="stepwise-data">`` (``</`` escaped, so no string in it can close the block);
-then the page's own script, which reads that block.
+plotly's JavaScript, inlined once as ``<script type="text/plain" id="plotly-js">``, which the page runs when it
+first draws a chart (after the page has loaded: the graphs and tables show at once, the charts a moment later);
+then the page's own script, which reads the data block.
 """
 
 from __future__ import annotations
@@ -113,12 +115,13 @@ def render_page(views: list[View], title: str) -> str:
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{escape(title)}</title><style>{_asset('explorer.css')}</style>"
-        f"<script>{get_plotlyjs()}</script></head><body>"
+        "</head><body>"
         f'<header><h1>{escape(title)}</h1><span class="version">stepwise {escape(__version__)}</span></header>'
         f'<nav class="tabs">{tabs}</nav><div class="layout"><main>{panels}</main>'
         '<aside id="details" aria-live="polite"><p class="hint">Click a neuron, a word, a cluster or a table row '
         "to see its details here.</p></aside></div>"
         f'<script type="application/json" id="stepwise-data">{data_block(data)}</script>'
+        f'<script type="text/plain" id="plotly-js">{get_plotlyjs()}</script>'
         f"<script>{_asset('explorer.js')}</script></body></html>\n"
     )
 

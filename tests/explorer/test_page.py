@@ -156,8 +156,9 @@ def test_a_string_cannot_close_the_data_block(tmp_path: Path) -> None:
     page = parse(page_path)
     assert page.data["dependency"]["graphs"]["dependency-0"]["attrs"]["model"] == hostile
     assert page.data["title"] == hostile
-    inline = [text for attrs, text in page.scripts]
-    assert len(inline) == 3 and "alert(1)" not in inline[0] + inline[2]  # plotly, the data, the page's script
+    types = [attrs.get("type") for attrs, _ in page.scripts]
+    assert types == ["application/json", "text/plain", None]  # the data, plotly's code, the page's script
+    assert "alert(1)" not in "".join(text for attrs, text in page.scripts if attrs.get("type") != "application/json")
 
 
 def test_report_replaces_an_existing_page_whole(

@@ -55,9 +55,17 @@
   });
 
   // ------------------------------------------------------------------ plots
+  let loaded = false;
+  function needPlotly() { // plotly's code is inlined as text: run it when the first chart is drawn
+    if (window.Plotly) return;
+    const code = document.createElement("script");
+    code.textContent = document.getElementById("plotly-js").textContent;
+    document.head.appendChild(code);
+  }
   function drawPlots(name) {
-    if (drawn.has(name)) return;
+    if (!loaded || drawn.has(name)) return;
     drawn.add(name);
+    needPlotly();
     if (name === "dependency" && DATA.dependency && DATA.dependency.clusters) {
       const c = DATA.dependency.clusters;
       const labels = c.graphs.map(function (g, i) { return c.flat ? g + " (cluster " + c.flat[i] + ")" : g; });
@@ -70,6 +78,7 @@
     if (name === "paths" && DATA.paths) drawSankey("all");
   }
   function drawSankey(value) {
+    needPlotly();
     const figure = DATA.paths.figures[value];
     Plotly.react("paths-sankey", figure.data, figure.layout, { responsive: true, displaylogo: false });
   }
@@ -160,6 +169,7 @@
     return html;
   }
   function drawNeuronView(level, key) {
+    needPlotly();
     const neuron = DATA.sorter.levels[level][key];
     const centres = neuron.counts.map(function (_, b) {
       const e = neuron.edges; return e.length > b + 1 ? (e[b] + e[b + 1]) / 2 : e[0];
@@ -249,4 +259,11 @@
   });
 
   activate(DATA.views[0]);
+  window.addEventListener("load", function () { // the charts of the first tab once the page is up
+    setTimeout(function () {
+      loaded = true;
+      const current = document.querySelector("[data-tab].active");
+      drawPlots(current ? current.dataset.tab : DATA.views[0]);
+    }, 0);
+  });
 })();
