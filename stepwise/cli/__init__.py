@@ -10,7 +10,8 @@ Subcommands (``stepwise COMMAND --help`` explains every option):
 - ``paths``: decision paths (:mod:`stepwise.paths`): clusters per level, flows, paths, Sankey diagrams;
 - ``inference``: inference graphs (:mod:`stepwise.inference`): visual words per level, one graph per class;
 - ``sort``: the activation sorter (:mod:`stepwise.sorter`): layer summaries, neuron kinds, neuron views;
-- ``levels``: the levels of a model, those :func:`stepwise.default_levels` proposes marked.
+- ``levels``: the levels of a model, those :func:`stepwise.default_levels` proposes marked;
+- ``report``: one offline HTML page (:mod:`stepwise.explorer`) over a folder the other commands wrote.
 
 Bad arguments (a missing file, a module without the factory, a level typo, data the model rejects, weights that
 do not fit the architecture) stop the command before any long computation with a message and exit status 2.
@@ -24,7 +25,7 @@ The package
 option groups every command shares), ``loading`` (model, weights, data, and their checks), ``selection`` (which
 inputs explain each class), ``progress`` (bars, notes, warnings, stage timings), ``summary`` (``summary.md``,
 ``summary.json``, ``timings.json``), ``distributed`` (``--workers``, ``--scheduler``), and one module per command:
-``demo``, ``analyse``, ``perturb``, ``paths``, ``inference``, ``sort``, ``levels``.
+``demo``, ``analyse``, ``perturb``, ``paths``, ``inference``, ``sort``, ``levels``, ``report``.
 
 Adding a command
 ----------------

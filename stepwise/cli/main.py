@@ -26,7 +26,8 @@ Explain a trained PyTorch classifier from the inside: which neurons drive each c
 dependency graphs (step-wise sensitivity analysis); which neurons matter for one input under noise
 (perturbation rankings); the paths inputs take through clusters of each level (decision paths); the visual
 words of each level that explain a class (inference graphs); and what each neuron responds to across the data
-(activation sorter). Every command writes its files atomically and a summary.md of what it measured."""
+(activation sorter); and one offline HTML page over any of these results (report). Every command writes its
+files atomically and a summary.md of what it measured."""
 
 _EPILOG = """\
 examples:
@@ -35,6 +36,7 @@ examples:
   stepwise levels --model stepwise.models:digits_cnn --input-shape 1 16 16
   stepwise analyse --model mypackage.nets:build --weights net.pt --data test.pt --out results/mine
   stepwise perturb --model mypackage.nets:build --weights net.pt --data images/ --image-size 224 --indices 0 7
+  stepwise report results/demo                    one page over every result -> results/demo/report.html
 """
 
 
