@@ -16,7 +16,7 @@ EM on all columns with memory bounded by the batch. The updates are those of
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -114,13 +114,22 @@ def class_gmm(n_classes: int, *, std: float = 0.1, dtype: torch.dtype = torch.fl
 @dataclass
 class EMStatistics:
     """Sums over the columns seen so far: ``count`` (M), ``resp`` (K,), ``first`` (K, D), ``second`` (K, D),
-    ``log_likelihood`` (the sum of log p(x) under the current parameters, float64)."""
+    ``log_likelihood`` (the sum of log p(x) under the current parameters, float64); and the E-step's work arrays,
+    (M, 2D) and (M, K) for the largest batch seen, kept between batches (allocating them afresh for every batch
+    costs more than the arithmetic in them)."""
 
     count: int
     resp: Tensor
     first: Tensor
     second: Tensor
     log_likelihood: float
+    work: tuple[Tensor, Tensor] | None = field(default=None, repr=False, compare=False)
+
+    def workspace(self, m: int, d: int, k: int, like: Tensor) -> tuple[Tensor, Tensor]:
+        """Views of shape (m, 2d) and (m, k) into the work arrays, grown when a batch is larger."""
+        if self.work is None or self.work[0].shape[0] < m or self.work[0].dtype != like.dtype:
+            self.work = (like.new_empty(m, 2 * d), like.new_empty(m, k))
+        return self.work[0][:m], self.work[1][:m]
 
     @classmethod
     def zeros(cls, gmm: DiagonalGMM) -> EMStatistics:
@@ -141,16 +150,18 @@ def em_step_statistics(gmm: DiagonalGMM, x: Tensor, stats: EMStatistics) -> None
         Columns in the mixture's dtype, on its device.
     stats : EMStatistics
     """
-    both = torch.cat([x, x * x], dim=1)  # (M, 2D): one product for the E-step, one for the statistics
+    m, d = x.shape
+    both, resp = stats.workspace(m, d, gmm.means.shape[0], x)
+    both[:, :d] = x  # (M, 2D) = [x, x²]: one product for the E-step, one for the statistics
+    torch.mul(x, x, out=both[:, d:])
     precision = 1.0 / gmm.variances
-    d = x.shape[1]
     constant = -0.5 * (d * _LOG_2PI + gmm.variances.log().sum(1) + (gmm.means**2 * precision).sum(1))
     constant = constant + gmm.weights.clamp_min(1e-300).log()
-    joint = torch.addmm(constant[None], both, torch.cat([gmm.means * precision, -0.5 * precision], dim=1).T)
-    top = joint.amax(dim=1, keepdim=True)
-    resp = torch.exp(joint - top)  # one exponential serves the normaliser and the responsibilities
+    torch.addmm(constant[None], both, torch.cat([gmm.means * precision, -0.5 * precision], dim=1).T, out=resp)
+    top = resp.amax(dim=1, keepdim=True)  # the joint log-probabilities, turned into responsibilities in place:
+    resp.sub_(top).exp_()  # one exponential serves the normaliser and the responsibilities
     total = resp.sum(dim=1, keepdim=True)
-    resp /= total
+    resp.div_(total)
     norm = top + total.log()
     moments = resp.T @ both
     stats.count += x.shape[0]
