@@ -7,7 +7,7 @@ choices with the Jaccard index, and locate the chosen neurons in the input with 
 captured with :mod:`stepwise.levels`.
 """
 
-from .deconvnet import Patch, patches, plot_patches
+from .deconvnet import Patch, patches, plot_patches, top_patches
 from .many import rank_many
 from .ranking import METRICS, OUTPUTS, NeuronRanking, rank_neurons, resample
 from .similarity import agreement, jaccard
@@ -24,4 +24,5 @@ __all__ = [
     "rank_many",
     "rank_neurons",
     "resample",
+    "top_patches",
 ]

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["Patch", "patches", "plot_patches"]
+__all__ = ["Patch", "patches", "plot_patches", "top_patches"]
 
 
 @dataclass(frozen=True, repr=False)
@@ -149,6 +149,49 @@ def patches(model: nn.Module, image: Tensor, level: str, neurons: Neurons) -> li
     return found
 
 
+def top_patches(
+    ranking: NeuronRanking, k: int = 5, *, metric: str = "correlation", levels: Sequence[str] | None = None
+) -> dict[str, list[Patch]]:
+    """The deconvnet patches of each level's top ``k`` neurons on the image the ranking was computed on.
+
+    Parameters
+    ----------
+    ranking : NeuronRanking
+        From :func:`rank_neurons`; its model is deconvolved.
+    k : int, default=5
+        Neurons per level (see :meth:`NeuronRanking.top`).
+    metric : str, default='correlation'
+        The metric that chooses the neurons, one of :data:`perturb.METRICS`.
+    levels : list of str, optional
+        By default every ranked level with a two-dimensional activation map (C, H', W').
+
+    Returns
+    -------
+    dict of str to list of Patch
+        Per level, bottom to top, its top neurons' patches, best first.
+    """
+    owner = "perturb.top_patches"
+    if not isinstance(ranking, NeuronRanking):
+        raise TypeError(
+            f"The 'ranking' parameter of {owner} must be a NeuronRanking (from perturb.rank_neurons). "
+            f"Got {type(ranking).__name__} instead."
+        )
+    metric = check_option(metric, "metric", owner, METRICS)
+    k = check_int(k, "k", owner, low=1)
+    if levels is None:
+        drawn = [name for name in ranking.levels if name not in (INPUT, SOFTMAX, OUTPUT)
+                 and len(ranking.shapes[name]) == 3]  # fmt: skip
+    else:
+        if isinstance(levels, str) or not isinstance(levels, Sequence):
+            raise TypeError(f"levels must be a list of level names or None; got {type(levels).__name__}.")
+        drawn = list(levels)
+        unknown = [name for name in drawn if name not in ranking.levels]
+        if unknown:
+            raise ValueError(f"levels {unknown} are not in the ranking, whose levels are {ranking.levels}.")
+    top = ranking.top(metric, k)
+    return {name: patches(ranking.model, ranking.image, name, top[name]) if top[name] else [] for name in drawn}
+
+
 def plot_patches(
     image: Tensor,
     ranking: NeuronRanking,
@@ -191,25 +234,16 @@ def plot_patches(
             f"The 'ranking' parameter of {owner} must be a NeuronRanking (from perturb.rank_neurons). "
             f"Got {type(ranking).__name__} instead."
         )
-    metric = check_option(metric, "metric", owner, METRICS)
-    k = check_int(k, "k", owner, low=1)
     x = single_input(image, owner, ranking.model)
     if x.shape != ranking.image.shape or not torch.equal(x, ranking.image.to(x.device)):
         raise ValueError(
             f"{owner} draws a ranking on the image it was computed on, but 'image' (shape {tuple(image.shape)}) "
             f"differs from the ranking's (shape {tuple(ranking.image.shape[1:])}): pass that image."
         )
-    if levels is None:
-        drawn = [name for name in ranking.levels if name not in (INPUT, SOFTMAX, OUTPUT)
-                 and len(ranking.shapes[name]) == 3]  # fmt: skip
-    else:
-        if isinstance(levels, str) or not isinstance(levels, Sequence):
-            raise TypeError(f"levels must be a list of level names or None; got {type(levels).__name__}.")
-        drawn = list(levels)
-        unknown = [name for name in drawn if name not in ranking.levels]
-        if unknown:
-            raise ValueError(f"levels {unknown} are not in the ranking, whose levels are {ranking.levels}.")
-    top = ranking.top(metric, k)
+    metric = check_option(metric, "metric", owner, METRICS)
+    k = check_int(k, "k", owner, low=1)
+    found = top_patches(ranking, k, metric=metric, levels=levels)
+    drawn = list(found)
 
     fig, ax = plt.subplots(figsize=(8, 6), layout="constrained") if ax is None else (ax.figure, ax)
     shown = x[0].detach().cpu().to(torch.float64)
@@ -222,7 +256,7 @@ def plot_patches(
     for position, name in enumerate(drawn):
         colour = colours(position / max(len(drawn) - 1, 1))
         label: str | None = name
-        for patch in patches(ranking.model, x, name, top[name]) if top[name] else []:
+        for patch in found[name]:
             if patch.box is None:
                 continue
             y0, x0, y1, x1 = patch.box

@@ -51,8 +51,9 @@ def register(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "(activation-output correlation, activation precision and APPLE's baselines), for the inputs named by "
         "--indices or, by default, the first input of each class classified correctly with probability >= "
         "--min-probability. Writes perturbation.csv (every score and rank), agreement.csv (Jaccard of the "
-        "correlation and precision top neurons per level), patches.png, summary.md and summary.json (results), "
-        "timings.json (this run's stage timings).",
+        "correlation and precision top neurons per level), patches.png (the deconvnet patches of each level's top "
+        "neurons by correlation), patches.csv (their boxes) and thumbnails.npz (the inputs, for stepwise report), "
+        "summary.md and summary.json (results), timings.json (this run's stage timings).",
     )
     add_model_options(parser)
     parser.add_argument(
@@ -200,10 +201,30 @@ def write_rankings(runs: Sequence[RankRun], top: int, out: Path, progress: Progr
         images = [run for run in runs if run.ranking.image.dim() == 4]
         if images:
             save_figure(_patch_grid(images, top), out / "patches.png")
-            files.append("patches.png")
+            files += ["patches.png", *_patch_files(images, top, out)]
         else:
             progress.note("the inputs are not images (C, H, W): no patches figure.")
     return files
+
+
+def _patch_files(runs: Sequence[RankRun], top: int, out: Path) -> list[str]:
+    """``patches.csv`` (the box of each level's top neurons by correlation, per input) and ``thumbnails.npz`` (the
+    inputs), which ``stepwise report`` draws together."""
+    import pandas as pd
+
+    import perturb
+    from stepwise.explorer.images import THUMBNAILS, write_thumbnails
+
+    rows = []
+    for run in runs:
+        for level, found in perturb.top_patches(run.ranking, top).items():
+            for rank, patch in enumerate(found):
+                box = "" if patch.box is None else " ".join(map(str, patch.box))
+                rows.append({"input": run.index, "level": level, "neuron": patch.neuron, "rank": rank, "box": box})
+    table = pd.DataFrame(rows, columns=["input", "level", "neuron", "rank", "box"])
+    write_file(out / "patches.csv", table.to_csv(index=False))
+    write_thumbnails(out / THUMBNAILS, [run.index for run in runs], [run.ranking.image[0] for run in runs])
+    return ["patches.csv", THUMBNAILS]
 
 
 def _patch_grid(runs: Sequence[RankRun], top: int) -> Figure:

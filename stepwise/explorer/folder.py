@@ -5,7 +5,7 @@ What is read, per folder:
 
 - graph files (``*.json``, or ``*.graphml`` without a JSON twin): dependency graphs, inference graphs and the
   paths graph, by their kind;
-- ``perturbation.csv`` (with ``agreement.csv`` and ``patches.png``);
+- ``perturbation.csv`` (with ``agreement.csv``, ``patches.csv`` and ``patches.png``);
 - ``assignments.csv``, ``paths.csv``, ``rare.csv`` beside the paths graph;
 - ``representatives.csv`` beside inference graphs;
 - ``sort.json``, ``inputs.csv`` and ``values_*.npy`` of the activation sorter;
@@ -96,8 +96,20 @@ def _perturbation(folder: Path) -> View:
     agreement = None
     if (folder / "agreement.csv").exists():
         agreement = _csv(folder / "agreement.csv", ("input", "level", "jaccard"))
-    figure = figure_uri(folder / "patches.png") if (folder / "patches.png").exists() else None
-    return perturbation_view(table, agreement, figure=figure)
+    patches: dict[int, list] = {}
+    if (folder / "patches.csv").exists():
+        boxes = _csv(folder / "patches.csv", ("input", "level", "neuron", "box"))
+        for row in boxes.itertuples(index=False):
+            if isinstance(row.box, str):
+                patches.setdefault(int(row.input), []).append((row.level, int(row.neuron), _box(row.box)))
+    images = {n: (png_uri(pixels), side) for n, (pixels, side) in _thumbnails(folder).items()}
+    figure = figure_uri(folder / "patches.png") if (folder / "patches.png").exists() and not images else None
+    return perturbation_view(table, agreement, images, patches, figure)
+
+
+def _box(text: str) -> tuple[int, int, int, int]:
+    top, left, bottom, right = (int(v) for v in text.split())
+    return top, left, bottom, right
 
 
 def _paths(folder: Path, graph: LayeredGraph) -> View:
@@ -120,7 +132,7 @@ def _inference(folder: Path, graphs: dict[str, LayeredGraph]) -> View:
     if path.exists():
         table = _csv(path, ("class", "level", "word", "rank", "input", "box"))
         for row in table.sort_values(["class", "level", "word", "rank"], kind="stable").itertuples(index=False):
-            box = None if not isinstance(row.box, str) else tuple(int(v) for v in row.box.split())
+            box = _box(row.box) if isinstance(row.box, str) else None
             reps.setdefault(f"class {row[0]}", {}).setdefault(f"{row.level}:{row.word}", []).append(
                 (int(row.input), box)
             )

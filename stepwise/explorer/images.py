@@ -24,6 +24,10 @@ __all__ = [
     "write_thumbnails",
 ]
 
+#: An input on the page: its thumbnail's ``data:`` URI and the input's own height and width in pixels.
+Image = tuple[str, tuple[int, int]]
+#: A box in input pixels: top, left, bottom, right (bottom and right exclusive).
+Box = tuple[int, int, int, int]
 #: The longest side of an input thumbnail, in pixels.
 MAX_SIDE = 64
 #: The file name of a folder's thumbnails.

@@ -10,19 +10,17 @@ from html import escape
 from stepwise.graphs.inference import InferenceGraph
 
 from .dependency import graph_data
+from .images import Box, Image
 from .page import View
 from .svg import graph_svg
 from .tables import select
 
-__all__ = ["Image", "inference_view"]
-
-#: One input on the page: its thumbnail's ``data:`` URI and the input's own height and width in pixels.
-Image = tuple[str, tuple[int, int]]
+__all__ = ["inference_view"]
 
 
 def inference_view(
     graphs: Mapping[str, InferenceGraph],
-    representatives: Mapping[str, Mapping[str, Sequence[tuple[int, tuple[int, int, int, int] | None]]]] | None = None,
+    representatives: Mapping[str, Mapping[str, Sequence[tuple[int, Box | None]]]] | None = None,
     images: Mapping[int, Image] | None = None,
 ) -> View:
     """The view of some inference graphs.

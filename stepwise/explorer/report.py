@@ -17,8 +17,6 @@ from .page import View, write_page
 
 __all__ = ["report"]
 
-_PATCH_SIDE = 900  # pixels: the longest side of a patches figure drawn for the page
-
 
 def _labelled(items: Any, name: str, kinds: tuple[type, ...], label: Any) -> dict[str, Any]:
     """``items`` (one object, a sequence or a mapping) as an ordered label -> object mapping, each checked."""
@@ -47,39 +45,27 @@ def _graph_label(graph: LayeredGraph, i: int) -> str:
     return f"class {target}" if isinstance(target, int) else f"graph {i}"
 
 
-def _figure_uri(figure: Any) -> str:
-    """A matplotlib figure, rendered in memory, as a bounded PNG ``data:`` URI."""
-    import matplotlib.pyplot as plt
-    import numpy as np
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    canvas = FigureCanvasAgg(figure)
-    canvas.draw()
-    pixels = np.asarray(canvas.buffer_rgba())
-    plt.close(figure)
-    step = max(1, int(np.ceil(max(pixels.shape[:2]) / _PATCH_SIDE)))
-    return png_uri(np.ascontiguousarray(pixels[::step, ::step]))
-
-
 def _perturbation(ranking: Any) -> View:
-    from perturb import NeuronRanking, agreement, plot_patches
+    from perturb import NeuronRanking, agreement, top_patches
 
     from .perturbation import perturbation_view
 
     if isinstance(ranking, pd.DataFrame):
         return perturbation_view(ranking)
     runs = _labelled(ranking, "ranking", (NeuronRanking,), lambda r, i: str(i))
-    tables, agreements, images = [], [], {}
+    tables, agreements, images, patches = [], [], {}, {}
     for i, (label, run) in enumerate(runs.items()):
         number = int(label) if label.lstrip("-").isdigit() else i
         target = run.target if isinstance(run.target, int) else str(run.target)
         tables.append(run.table().assign(input=number, target=target))
         for level, value in agreement(run).items():
             agreements.append({"input": number, "target": target, "level": level, "jaccard": value})
-        if run.image.dim() == 4:
-            images[number] = _figure_uri(plot_patches(run.image[0], run).figure)
+        if run.image.dim() == 4:  # an image (1, C, H, W): its top neurons' patches drawn on it
+            images[number] = (png_uri(thumbnail(run.image[0])), tuple(int(s) for s in run.image.shape[-2:]))
+            patches[number] = [(level, p.neuron, p.box) for level, found in top_patches(run).items()
+                               for p in found if p.box is not None]  # fmt: skip
     table = pd.concat(tables, ignore_index=True)
-    return perturbation_view(table, pd.DataFrame(agreements), images)
+    return perturbation_view(table, pd.DataFrame(agreements), images, patches)
 
 
 def _paths(dp: Any) -> View:
@@ -158,7 +144,8 @@ def report(
     clusters : ClusterResult, optional
         Their clustering (:func:`stepwise.cluster_graphs`); computed from two or more graphs when not given.
     ranking : NeuronRanking, sequence or mapping of input number to NeuronRanking, or pandas.DataFrame, optional
-        Perturbation rankings (:func:`perturb.rank_neurons`), or the table ``stepwise perturb`` writes.
+        Perturbation rankings (:func:`perturb.rank_neurons`), their images shown with the patches of each level's
+        top 5 neurons by correlation; or the table ``stepwise perturb`` writes.
     paths : DecisionPaths, optional
         Fitted.
     inference : (InferenceGraphs, graphs), or InferenceGraph, sequence or mapping of them, optional

@@ -53,7 +53,8 @@ def html_table(
         key = f' data-key="{escape(keys[i])}" tabindex="0"' if keys is not None else ""
         rows.append(f"<tr{key}>" + "".join(f"<td>{cell(v)}</td>" for v in values) + "</tr>")
     title = f"<caption>{escape(caption)}</caption>" if caption else ""
-    return f'<table class="{css}"{attrs}>{title}<thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    table = f'<table class="{css}"{attrs}>{title}<thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    return f'<div class="scroll">{table}</div>'
 
 
 def select(name: str, options: Sequence[tuple[str, str]], label: str) -> str:

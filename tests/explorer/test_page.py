@@ -102,8 +102,18 @@ def test_the_perturbation_rows_are_the_table_of_the_folder(demo_folder: Path, de
                     if pd.isna(expected)
                     else shown[column] == pytest.approx(expected, rel=1e-12)
                 ), (key, column)
-    keys = [e.attrs["data-key"] for e in demo_page.elements if e.panel == "perturbation" and "data-key" in e.attrs]
-    assert len(keys) == len(table)
+    rows = [
+        e.attrs["data-key"]
+        for e in demo_page.elements
+        if e.panel == "perturbation" and e.tag == "tr" and "data-key" in e.attrs
+    ]
+    assert len(rows) == len(table)
+    patches = pd.read_csv(demo_folder / "patches.csv")
+    boxes = [e for e in demo_page.elements if e.panel == "perturbation" and e.tag == "span" and "data-key" in e.attrs]
+    assert sorted(e.attrs["data-key"] for e in boxes) == sorted(
+        f"{lv}:{n}" for lv, n in zip(patches["level"], patches["neuron"])
+    )
+    assert patches["input"].isin(table["input"]).all() and set(patches["level"]) < set(table["level"])
 
 
 def test_the_sorter_counts_are_histograms_of_the_saved_values(demo_folder: Path, demo_page: Page) -> None:
@@ -192,3 +202,20 @@ def test_a_folder_of_one_command(demo_folder: Path, tmp_path: Path) -> None:
         out = tmp_path / f"{name}.html"
         assert main(["report", str(demo_folder / name), "--out", str(out), "--quiet"]) == 0
         assert parse(out).data["views"] == [view]
+
+
+def test_the_patches_file_holds_the_boxes_of_the_top_neurons(demo_folder: Path) -> None:
+    """``patches.csv`` of the demo against the ranking computed again (same model, input, resamples and seed)."""
+    import perturb
+    from stepwise.models import digits_cnn, digits_data
+
+    table = pd.read_csv(demo_folder / "perturbation.csv")
+    number, target = (int(v) for v in table[["input", "target"]].iloc[0])
+    levels = json.loads((demo_folder / "summary.json").read_text())["levels"]
+    ranking = perturb.rank_neurons(digits_cnn().double(), digits_data().images[number].double(), levels,
+                                   target=target, n_samples=8, sigma=0.1, seed=0)  # fmt: skip
+    expected = [(level, p.neuron, " ".join(map(str, p.box)) if p.box else "")
+                for level, found in perturb.top_patches(ranking, 5).items() for p in found]  # fmt: skip
+    written = pd.read_csv(demo_folder / "patches.csv", keep_default_na=False)
+    written = written[written["input"] == number]
+    assert list(zip(written["level"], written["neuron"], written["box"])) == expected

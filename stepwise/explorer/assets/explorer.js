@@ -192,7 +192,8 @@
     const key = element.dataset.key;
     const choice = element.closest(".choice");
     document.querySelectorAll("[data-key].selected").forEach(function (e) { e.classList.remove("selected"); });
-    element.classList.add("selected");
+    const scope = element.closest("[data-graph]") || choice || panel; // the same neuron in a table and a drawing
+    scope.querySelectorAll("[data-key=\"" + CSS.escape(key) + "\"]").forEach(function (e) { e.classList.add("selected"); });
     if (view === "dependency" || view === "inference") {
       show(graphDetails(view, element.closest("[data-graph]").dataset.graph, key));
     } else if (view === "perturbation") {
