@@ -537,6 +537,16 @@ PATCHES = {
         ranked=True,
     ),
     "plot_patches: k=0": Bad(lambda b: perturb.plot_patches(b.image, b.ranking, k=0), ValueError, RANGE_1, ranked=True),
+    "top_patches: a table for a ranking": Bad(
+        lambda b: perturb.top_patches("ranking.csv"), TypeError, "must be a NeuronRanking (from perturb.rank_neurons)"
+    ),
+    "top_patches: k=0": Bad(lambda b: perturb.top_patches(b.ranking, k=0), ValueError, RANGE_1, ranked=True),
+    "top_patches: a level not ranked": Bad(
+        lambda b: perturb.top_patches(b.ranking, levels=["features.2"]),
+        ValueError,
+        "are not in the ranking",
+        ranked=True,
+    ),
 }
 
 REPORT = {
