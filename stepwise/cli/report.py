@@ -33,7 +33,26 @@ def register(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def write_report(results: Path, out: Path, title: str) -> Path:
-    """Write the page of the folder ``results`` to ``out``; return ``out``."""
+    """Write the page of a folder of results.
+
+    Parameters
+    ----------
+    results : pathlib.Path
+        The folder (and the folders one level below it) that the commands wrote.
+    out : pathlib.Path
+        The page, replaced atomically.
+    title : str
+
+    Returns
+    -------
+    pathlib.Path
+        ``out``.
+
+    Raises
+    ------
+    UsageError
+        If the folder holds no result stepwise knows.
+    """
     from stepwise.explorer import folder_views, write_page
     from stepwise.explorer.folder import NoResultsError
 

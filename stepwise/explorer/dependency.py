@@ -12,23 +12,11 @@ import numpy as np
 from stepwise.graphs.collections import ClusterResult, cluster_graphs, node_occurrence
 from stepwise.graphs.layered import LayeredGraph
 
-from .page import View
+from .page import View, graph_data
 from .svg import graph_svg
 from .tables import html_table, select
 
-__all__ = ["dependency_view", "graph_data"]
-
-
-def graph_data(graph: LayeredGraph, label: str) -> dict:
-    """A graph as the page holds it: its attributes, its nodes' and edges' attributes exactly as in its files."""
-    return {
-        "label": label,
-        "kind": graph.kind,
-        "attrs": dict(graph.attrs),
-        "levels": graph.levels,
-        "nodes": {key: dict(data) for key, data in graph.nodes(data=True)},
-        "edges": [{"source": u, "target": v, **data} for u, v, data in graph.edges(data=True)],
-    }
+__all__ = ["dependency_view"]
 
 
 def _clusters(result: ClusterResult) -> dict:
@@ -58,7 +46,7 @@ def dependency_view(graphs: Mapping[str, LayeredGraph], clusters: ClusterResult 
     View
     """
     ids = {label: f"dependency-{i}" for i, label in enumerate(graphs)}
-    data: dict = {"graphs": {}, "order": list(ids.values())}
+    data: dict = {"graphs": {}}
     drawings = []
     for label, graph in graphs.items():
         gid = ids[label]
@@ -106,7 +94,8 @@ def dependency_view(graphs: Mapping[str, LayeredGraph], clusters: ClusterResult 
 
 def _caption(graph: LayeredGraph) -> str:
     attrs = graph.attrs
-    bits = [f"{len(graph.nodes)} neurons, {len(graph.edges)} edges"]
+    n, m = len(graph.nodes), len(graph.edges)
+    bits = [f"{n} neuron{'s' * (n != 1)}, {m} edge{'s' * (m != 1)}"]
     for name in ("n_inputs", "rule", "branching", "fence", "sign"):
         if name in attrs:
             bits.append(f"{name.replace('n_inputs', 'inputs')} {attrs[name]}")

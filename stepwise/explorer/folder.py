@@ -16,6 +16,7 @@ A damaged file is named in the error; a folder with nothing of these is an error
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from os import PathLike
@@ -53,22 +54,43 @@ def _csv(path: Path, needed: tuple[str, ...]) -> pd.DataFrame:
     try:
         frame = pd.read_csv(path)
     except (OSError, ValueError, pd.errors.ParserError) as error:
-        raise _damaged(path, ValueError(f"not a readable CSV table ({error})."))
+        raise _damaged(path, ValueError(f"not a readable CSV table ({error}).")) from error
     missing = [c for c in needed if c not in frame.columns]
     if missing:
         raise _damaged(path, ValueError(f"the table lacks the columns {missing}."))
     return frame
 
 
+_CLASS_FILE = re.compile(r"class_(-?\d+)")
+
+
 def _label(path: Path) -> str:
-    match = re.fullmatch(r"class_(-?\d+)", path.stem)
+    match = _CLASS_FILE.fullmatch(path.stem)
     return f"class {match.group(1)}" if match else path.stem
+
+
+def _order(path: Path) -> tuple:
+    match = _CLASS_FILE.fullmatch(path.stem)
+    return (0, int(match.group(1)), "") if match else (1, 0, path.name)
+
+
+def _is_graph_file(path: Path) -> bool:
+    """Whether a JSON file holds a graph: node-link data (``nodes`` and ``edges`` or ``links``). Other JSON files
+    (a checkpoint, notes, the figures of a script) are left alone; a file that is not JSON at all is damaged when
+    its name is one the commands give graphs (``class_N.json``, ``paths.json``)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        if _CLASS_FILE.fullmatch(path.stem) or path.stem == "paths":
+            raise _damaged(path, ValueError(f"not a readable graph file ({error}).")) from error
+        return False
+    return isinstance(data, dict) and "nodes" in data and ("edges" in data or "links" in data)
 
 
 def _graphs(folder: Path) -> dict[str, dict[str, LayeredGraph]]:
     """The graphs of one folder by kind, each labelled by its file (``class_3.json`` -> ``class 3``)."""
-    files = sorted(p for p in folder.glob("*.json") if p.name not in _NOT_GRAPHS)
-    files += sorted(p for p in folder.glob("*.graphml") if not p.with_suffix(".json").exists())
+    files = [p for p in folder.glob("*.json") if p.name not in _NOT_GRAPHS and _is_graph_file(p)]
+    files += [p for p in folder.glob("*.graphml") if not p.with_suffix(".json").exists()]
     found: dict[str, dict[str, LayeredGraph]] = {}
     for path in sorted(files, key=_order):
         try:
@@ -79,9 +101,19 @@ def _graphs(folder: Path) -> dict[str, dict[str, LayeredGraph]]:
     return found
 
 
-def _order(path: Path) -> tuple:
-    match = re.fullmatch(r"class_(-?\d+)", path.stem)
-    return (0, int(match.group(1)), "") if match else (1, 0, path.name)
+def _clusters(folder: Path, graphs: dict[str, LayeredGraph]) -> Any:
+    """The clustering of a folder's dependency graphs, cut into as many flat clusters as its ``summary.json``
+    records (``stepwise analyse --clusters``); None for fewer than two non-empty graphs."""
+    from stepwise.graphs.collections import cluster_graphs
+
+    non_empty = {label: g for label, g in graphs.items() if len(g.nodes)}
+    if len(non_empty) < 2:
+        return None
+    n_clusters = None
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError, AttributeError):
+        labels = json.loads((folder / "summary.json").read_text(encoding="utf-8"))["clusters"]["labels"]
+        n_clusters = min(len(set(labels.values())), len(non_empty)) if labels else None
+    return cluster_graphs(non_empty, n_clusters=n_clusters)
 
 
 def _thumbnails(folder: Path) -> dict[int, tuple[np.ndarray, tuple[int, int]]]:
@@ -99,9 +131,12 @@ def _perturbation(folder: Path) -> View:
     patches: dict[int, list] = {}
     if (folder / "patches.csv").exists():
         boxes = _csv(folder / "patches.csv", ("input", "level", "neuron", "box"))
-        for row in boxes.itertuples(index=False):
-            if isinstance(row.box, str):
-                patches.setdefault(int(row.input), []).append((row.level, int(row.neuron), _box(row.box)))
+        try:
+            for row in boxes.itertuples(index=False):
+                if isinstance(row.box, str):
+                    patches.setdefault(int(row.input), []).append((row.level, int(row.neuron), _box(row.box)))
+        except (TypeError, ValueError) as error:
+            raise _damaged(folder / "patches.csv", ValueError(f"a row does not hold a patch ({error}).")) from error
     images = {n: (png_uri(pixels), side) for n, (pixels, side) in _thumbnails(folder).items()}
     figure = figure_uri(folder / "patches.png") if (folder / "patches.png").exists() and not images else None
     return perturbation_view(table, agreement, images, patches, figure)
@@ -131,11 +166,13 @@ def _inference(folder: Path, graphs: dict[str, LayeredGraph]) -> View:
     path = folder / "representatives.csv"
     if path.exists():
         table = _csv(path, ("class", "level", "word", "rank", "input", "box"))
-        for row in table.sort_values(["class", "level", "word", "rank"], kind="stable").itertuples(index=False):
-            box = _box(row.box) if isinstance(row.box, str) else None
-            reps.setdefault(f"class {row[0]}", {}).setdefault(f"{row.level}:{row.word}", []).append(
-                (int(row.input), box)
-            )
+        try:
+            for row in table.sort_values(["class", "level", "word", "rank"], kind="stable").itertuples(index=False):
+                box = _box(row.box) if isinstance(row.box, str) else None
+                key = f"{row.level}:{int(row.word)}"
+                reps.setdefault(f"class {row[0]}", {}).setdefault(key, []).append((int(row.input), box))
+        except (TypeError, ValueError) as error:
+            raise _damaged(path, ValueError(f"a row does not hold a word's representative ({error}).")) from error
     images = {n: (png_uri(pixels), side) for n, (pixels, side) in _thumbnails(folder).items()}
     return inference_view(graphs, reps, images)
 
@@ -146,9 +183,10 @@ def _sorter(folder: Path) -> View:
     from .sorter import sorter_view
 
     try:
-        levels = json.loads((folder / SORTER_FILE).read_text(encoding="utf-8"))["levels"]
+        settings = json.loads((folder / SORTER_FILE).read_text(encoding="utf-8"))
+        levels, bins = list(settings["levels"]), int(settings.get("bins", 30))
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise _damaged(folder / SORTER_FILE, ValueError(f"not the levels file of stepwise sort ({error})."))
+        raise _damaged(folder / SORTER_FILE, ValueError(f"not the levels file of stepwise sort ({error}).")) from error
     inputs = _csv(folder / "inputs.csv", ("input", "label"))
     values: dict[str, Any] = {}
     for level in levels:
@@ -156,7 +194,7 @@ def _sorter(folder: Path) -> View:
         try:
             values[level] = np.load(path, allow_pickle=False)
         except (OSError, ValueError, EOFError) as error:
-            raise _damaged(path, ValueError(f"not a readable array of neuron values ({error})."))
+            raise _damaged(path, ValueError(f"not a readable array of neuron values ({error}).")) from error
         if values[level].ndim != 2 or len(values[level]) != len(inputs):
             raise _damaged(
                 path, ValueError(f"it holds shape {values[level].shape}, not one row per input of inputs.csv.")
@@ -164,7 +202,7 @@ def _sorter(folder: Path) -> View:
     predicted = inputs["predicted"].to_numpy() if "predicted" in inputs.columns else None
     sorter = ActivationSorter.from_values(values, inputs["label"].to_numpy(), predicted)
     images = {n: png_uri(pixels) for n, (pixels, _) in _thumbnails(folder).items()}
-    return sorter_view(sorter, numbers=inputs["input"].tolist(), images=images)
+    return sorter_view(sorter, numbers=inputs["input"].tolist(), images=images, bins=bins)
 
 
 def folder_views(folder: str | PathLike) -> list[View]:
@@ -197,7 +235,7 @@ def folder_views(folder: str | PathLike) -> list[View]:
     for here in [root, *sorted(p for p in root.iterdir() if p.is_dir())]:
         graphs = _graphs(here)
         if "dependency" in graphs and "dependency" not in found:
-            found["dependency"] = dependency_view(graphs["dependency"])
+            found["dependency"] = dependency_view(graphs["dependency"], _clusters(here, graphs["dependency"]))
         if (here / "perturbation.csv").exists() and "perturbation" not in found:
             found["perturbation"] = _perturbation(here)
         if "paths" in graphs and "paths" not in found:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import zipfile
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,19 @@ THUMBNAILS = "thumbnails.npz"
 FIGURE_SIDE = 1400
 
 
+def shrink(pixels: np.ndarray, max_side: int) -> np.ndarray:
+    """Every ``s``-th pixel of an image (h, w[, c]), ``s`` the smallest step that brings both sides to at most
+    ``max_side``."""
+    step = max(1, int(np.ceil(max(pixels.shape[:2]) / max_side)))
+    return np.ascontiguousarray(pixels[::step, ::step])
+
+
+def input_side(image: Any) -> tuple[int, int]:
+    """An input's height and width in pixels, as boxes and thumbnails count them: a vector (D,) is one row."""
+    shape = tuple(image.shape)
+    return (1, int(shape[-1])) if len(shape) < 2 else (int(shape[-2]), int(shape[-1]))
+
+
 def thumbnail(image: Any, max_side: int = MAX_SIDE) -> np.ndarray:
     """One input as an 8-bit image of at most ``max_side`` pixels a side, min-max scaled.
 
@@ -61,8 +75,7 @@ def thumbnail(image: Any, max_side: int = MAX_SIDE) -> np.ndarray:
         array = array[None, :]
     elif array.ndim != 2:
         array = array.reshape(array.shape[0], -1)
-    step = max(1, int(np.ceil(max(array.shape[:2]) / max_side)))
-    array = array[::step, ::step]
+    array = shrink(array, max_side)
     low, high = float(np.nanmin(array)), float(np.nanmax(array))
     scaled = (array - low) / (high - low) if high > low else np.zeros_like(array)
     return np.round(np.nan_to_num(scaled) * 255).astype(np.uint8)
@@ -90,6 +103,15 @@ def png_uri(pixels: np.ndarray) -> str:
 def figure_uri(path: str | PathLike, max_side: int = FIGURE_SIDE) -> str:
     """A PNG file of a results folder as a ``data:`` URI, shrunk to at most ``max_side`` pixels a side.
 
+    Parameters
+    ----------
+    path : str or path-like
+    max_side : int, default=1400
+
+    Returns
+    -------
+    str
+
     Raises
     ------
     ValueError
@@ -100,9 +122,10 @@ def figure_uri(path: str | PathLike, max_side: int = FIGURE_SIDE) -> str:
     try:
         pixels = imread(Path(path), format="png")
     except (OSError, SyntaxError, ValueError) as error:
-        raise ValueError(f"{path}: not a readable PNG image ({error}). Rewrite it with the command that made it.")
-    step = max(1, int(np.ceil(max(pixels.shape[:2]) / max_side)))
-    pixels = pixels[::step, ::step]
+        raise ValueError(
+            f"{path}: not a readable PNG image ({error}). Rewrite it with the command that made it."
+        ) from error
+    pixels = shrink(pixels, max_side)
     if pixels.dtype != np.uint8:
         pixels = np.round(np.clip(pixels, 0, 1) * 255).astype(np.uint8)
     return png_uri(pixels)
@@ -123,7 +146,7 @@ def write_thumbnails(path: str | PathLike, inputs: Any, images: Any, max_side: i
     numbers = np.asarray(inputs, dtype=np.int64)
     shrunk = [thumbnail(image, max_side) for image in images]
     shapes = np.array([s.shape[:2] for s in shrunk], dtype=np.int64).reshape(-1, 2)
-    sides = np.array([image.shape[-2:] if np.ndim(image) >= 2 else (1, np.shape(image)[-1]) for image in images])
+    sides = np.array([input_side(image) for image in images], dtype=np.int64)
     flat = np.concatenate([s.reshape(-1) for s in shrunk]) if shrunk else np.zeros(0, np.uint8)
     colour = np.array([s.ndim == 3 for s in shrunk], dtype=bool)
 
@@ -160,6 +183,10 @@ def read_thumbnails(path: str | PathLike) -> dict[int, tuple[np.ndarray, tuple[i
                 raise ValueError("fewer pixels than the shapes need")
             out[int(number)] = (block.reshape((h, w, 3) if rgb else (h, w)), (int(side[0]), int(side[1])))
             start += size
-    except (OSError, KeyError, ValueError, EOFError) as error:
-        raise ValueError(f"{path}: a damaged thumbnails file ({error}). Rerun the command that wrote the folder.")
+        if start != pixels.size:
+            raise ValueError("more pixels than the shapes hold")
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise ValueError(
+            f"{path}: a damaged thumbnails file ({error}). Rerun the command that wrote the folder."
+        ) from error
     return out

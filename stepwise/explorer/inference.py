@@ -9,9 +9,8 @@ from html import escape
 
 from stepwise.graphs.inference import InferenceGraph
 
-from .dependency import graph_data
 from .images import Box, Image
-from .page import View
+from .page import View, graph_data
 from .svg import graph_svg
 from .tables import select
 

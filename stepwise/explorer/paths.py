@@ -12,8 +12,7 @@ import pandas as pd
 from stepwise.graphs.paths import PathsGraph
 from stepwise.paths.sankey import sankey_plotly
 
-from .dependency import graph_data
-from .page import View
+from .page import View, graph_data
 from .tables import html_table, select
 
 __all__ = ["paths_view"]
@@ -49,12 +48,10 @@ def paths_view(
     View
     """
     classes = sorted(int(c) for c in set(assignments[columns[-1]].tolist()))
-    figures = {"all": json.loads(sankey_plotly(assignments, columns, None).to_json())}
+    figures = {"all": _figure(assignments, columns, None, "Decision paths")}
     for c in classes:
-        figures[str(c)] = json.loads(
-            sankey_plotly(assignments, columns, [c], title=f"Decision paths of class {c}").to_json()
-        )
-    data = {"figures": figures, "graph": graph_data(graph, "decision paths"), "columns": list(columns)}
+        figures[str(c)] = _figure(assignments, columns, [c], f"Decision paths of class {c}")
+    data = {"figures": figures, "graph": graph_data(graph, "decision paths")}
     nodes = pd.DataFrame(
         [
             {"level": d["level"], "cluster": d["index"], "size": d["size"], "main class": _main_class(d, classes)}
@@ -76,6 +73,13 @@ def paths_view(
         html_table(rare.reset_index(drop=True)),
     ]
     return View("paths", "Decision paths", "".join(parts), data)
+
+
+def _figure(assignments: pd.DataFrame, columns: Sequence[str], classes: list[int] | None, title: str) -> dict:
+    """The Sankey figure as plotly JSON, without plotly's default template (the page sets no theme)."""
+    figure = sankey_plotly(assignments, columns, classes, title=title)
+    figure.update_layout(template="none")
+    return json.loads(figure.to_json())
 
 
 def _main_class(node: dict, classes: list[int]) -> str:

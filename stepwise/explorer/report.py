@@ -12,7 +12,7 @@ import pandas as pd
 from stepwise.graphs.collections import ClusterResult
 from stepwise.graphs.layered import LayeredGraph
 
-from .images import png_uri, thumbnail
+from .images import input_side, png_uri, thumbnail
 from .page import View, write_page
 
 __all__ = ["report"]
@@ -61,7 +61,7 @@ def _perturbation(ranking: Any) -> View:
         for level, value in agreement(run).items():
             agreements.append({"input": number, "target": target, "level": level, "jaccard": value})
         if run.image.dim() == 4:  # an image (1, C, H, W): its top neurons' patches drawn on it
-            images[number] = (png_uri(thumbnail(run.image[0])), tuple(int(s) for s in run.image.shape[-2:]))
+            images[number] = (png_uri(thumbnail(run.image[0])), input_side(run.image[0]))
             patches[number] = [(level, p.neuron, p.box) for level, found in top_patches(run).items()
                                for p in found if p.box is not None]  # fmt: skip
     table = pd.concat(tables, ignore_index=True)
@@ -92,12 +92,17 @@ def _inference(inference: Any) -> View:
     ig, graphs = None, inference
     if isinstance(inference, tuple) and len(inference) == 2 and isinstance(inference[0], InferenceGraphs):
         ig, graphs = inference
+    elif isinstance(inference, InferenceGraphs):
+        raise TypeError(
+            "inference takes class graphs: pass (ig, {label: ig.class_graph(inputs, c)}) to show their words' "
+            "representative patches, or the graphs alone."
+        )
     graphs = _labelled(graphs, "inference", (InferenceGraph,), lambda g, i: _graph_label(g, i))
     if ig is None:
         return inference_view(graphs)
     reps: dict[str, dict[str, list]] = {}
     images = {}
-    validation = ig._validation  # the inputs the representatives index
+    validation = ig.validation_inputs_
     for label, graph in graphs.items():
         reps[label] = {}
         for key in graph.nodes:
@@ -107,7 +112,7 @@ def _inference(inference: Any) -> View:
             for number, _ in rows:
                 if number not in images:
                     image = validation[number]
-                    images[number] = (png_uri(thumbnail(image)), tuple(int(s) for s in image.shape[-2:]))
+                    images[number] = (png_uri(thumbnail(image)), input_side(image))
     return inference_view(graphs, reps, images)
 
 
@@ -153,6 +158,7 @@ def report(
     sorter : ActivationSorter, optional
         Fitted.
     title : str, optional
+        The page's title and heading (default "stepwise results").
 
     Returns
     -------
@@ -162,9 +168,10 @@ def report(
     Raises
     ------
     ValueError
-        If no result is given.
+        If no result is given, a sequence or mapping of results is empty, two results have the same label, or
+        ``clusters`` comes without ``graphs``.
     TypeError
-        If a result is not of the kind its parameter takes.
+        If a result is not of the kind its parameter takes, or a method's object is not fitted.
 
     Examples
     --------
@@ -180,6 +187,8 @@ def report(
 
     from .dependency import dependency_view
 
+    if clusters is not None and graphs is None:
+        raise ValueError("clusters is given without graphs: pass the graphs it clusters as graphs= too.")
     if all(v is None for v in (graphs, ranking, paths, inference, sorter)):
         raise ValueError(
             "report has nothing to show: pass graphs=, ranking=, paths=, inference= or sorter= (at least one)."

@@ -18,7 +18,6 @@ from .tables import cell, select
 
 __all__ = ["sorter_view"]
 
-_BINS = 30  # the thesis's m
 _PER_BIN = 12  # inputs listed per bin in the neuron view
 
 
@@ -43,7 +42,8 @@ def sorter_view(
     sorter: ActivationSorter,
     numbers: Sequence[int] | None = None,
     images: Mapping[int, str] | None = None,
-    levels: Sequence[str] | None = None,
+    *,
+    bins: int = 30,
 ) -> View:
     """The view of a fitted activation sorter.
 
@@ -56,33 +56,33 @@ def sorter_view(
     images : mapping of int to str, optional
         Per input number its thumbnail's ``data:`` URI; by default drawn from the inputs the sorter was fitted on,
         when it holds them.
-    levels : sequence of str, optional
-        The levels shown (default: every sorted level).
+    bins : int, default=30
+        Bins per neuron (the thesis's m), as the layer summary and neuron view use them.
 
     Returns
     -------
     View
     """
-    levels = list(sorter.levels_ if levels is None else levels)
+    levels = list(sorter.levels_)
     classes = [int(c) for c in sorter.classes_]
     colours = [_hex(c) for c in class_colours(len(classes))]
-    data: dict = {"classes": classes, "colours": colours, "levels": {}, "images": {}}
+    data: dict = {"classes": classes, "colours": colours, "levels": {}, "images": {}, "inputs": {}}
     blocks, shown, inputs = [], set(), None
     for n, level in enumerate(levels):
-        summary = sorter.layer_summary(level, bins=_BINS)
+        summary = sorter.layer_summary(level, bins=bins)
         kinds = sorter.neuron_types(level)
         neurons, rows = {}, []
         for i, neuron in enumerate(summary.neurons.tolist()):
-            view = sorter.neuron_view(level, neuron, bins=_BINS)
+            view = sorter.neuron_view(level, neuron, bins=bins)
             inputs = view.inputs
             members = []
             for b in range(len(view.members)):
                 top = view.members[b][:_PER_BIN]
                 number = [int(numbers[m]) if numbers is not None else int(m) for m in top.tolist()]
+                for j, member in enumerate(number):  # each input's label and prediction, once for the page
+                    data["inputs"].setdefault(str(member), [int(view.labels[b][j]), int(view.predicted[b][j])])
                 shown.update(number)
-                members.append(
-                    [number, view.labels[b][: len(top)], view.predicted[b][: len(top)], view.values[b][: len(top)]]
-                )
+                members.append(number)
             kind = kinds.iloc[neuron]
             key = f"{level}:{neuron}"
             neurons[key] = {
@@ -109,7 +109,7 @@ def sorter_view(
         )
         blocks.append(
             f'<div class="choice" data-choice="sorter" data-value="{escape(level)}"{" hidden" if n else ""}>'
-            f"<p>{summary.n_inputs} inputs, {len(summary.neurons)} neurons, {_BINS} zero-aligned bins each.</p>"
+            f"<p>{summary.n_inputs} inputs, {len(summary.neurons)} neurons, {bins} zero-aligned bins each.</p>"
             f"{table}</div>"
         )
     for number in sorted(shown):

@@ -60,4 +60,4 @@ def html_table(
 def select(name: str, options: Sequence[tuple[str, str]], label: str) -> str:
     """A labelled ``<select>`` whose ``data-select`` names what it switches; options are (value, text) pairs."""
     items = "".join(f'<option value="{escape(v)}">{escape(t)}</option>' for v, t in options)
-    return f'<label class="picker">{escape(label)} <select data-select="{escape(name)}">{items}</select></label>'
+    return f'<label class="picker">{escape(label)} <select data-select="{escape(name)}" autocomplete="off">{items}</select></label>'

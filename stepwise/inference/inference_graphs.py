@@ -406,6 +406,12 @@ class InferenceGraphs:
         up, low = self._pair(upper, lower)
         return self.fields_[(up.name, low.name)].copy()
 
+    @property
+    def validation_inputs_(self) -> Tensor:
+        """The validation inputs of the fit, shape (N_V, ...): :attr:`Representative.input` indexes them."""
+        self._check_fitted("validation_inputs_")
+        return self._validation
+
     def representatives(self, level: str, word: int, k: int = 6) -> list[Representative]:
         """The ``k`` most typical validation columns of a word (highest posterior), best first.
 

@@ -12,6 +12,9 @@ import pytest
 
 from stepwise.cli import main
 
+#: The views of a page with every kind of result, in the order of its tabs.
+VIEWS = ["dependency", "perturbation", "paths", "inference", "sorter"]
+
 
 @dataclass
 class Element:
@@ -31,21 +34,24 @@ class Page(HTMLParser):
         self._stack: list[tuple[str, dict[str, str]]] = []
         self._script: tuple[dict[str, str], list[str]] | None = None
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+    def _element(self, tag: str, attrs: list[tuple[str, str | None]]) -> dict[str, str]:
+        """Record an element with the drawing and the view it sits in (its own, when it is one)."""
         values = {k: v or "" for k, v in attrs}
-        graph = next((a["data-graph"] for _, a in reversed(self._stack) if "data-graph" in a), values.get("data-graph"))
-        panel = next((a["data-panel"] for _, a in reversed(self._stack) if "data-panel" in a), values.get("data-panel"))
+        inside = [a for _, a in self._stack] + [values]
+        graph = next((a["data-graph"] for a in reversed(inside) if "data-graph" in a), None)
+        panel = next((a["data-panel"] for a in reversed(inside) if "data-panel" in a), None)
         self.elements.append(Element(tag, values, graph, panel))
+        return values
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = self._element(tag, attrs)
         if tag == "script":
             self._script = (values, [])
         elif tag not in ("meta", "img", "circle", "line", "rect", "input", "br", "link"):
             self._stack.append((tag, values))
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = {k: v or "" for k, v in attrs}
-        graph = next((a["data-graph"] for _, a in reversed(self._stack) if "data-graph" in a), None)
-        panel = next((a["data-panel"] for _, a in reversed(self._stack) if "data-panel" in a), None)
-        self.elements.append(Element(tag, values, graph, panel))
+        self._element(tag, attrs)
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "script" and self._script is not None:

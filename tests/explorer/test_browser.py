@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.explorer.conftest import Page
+from tests.explorer.conftest import VIEWS, Page
 
-VIEWS = ["dependency", "perturbation", "paths", "inference", "sorter"]
+#: Where the screenshot of the browser test goes (not committed: examples/explorer_browser.py takes the README's).
+SCREENSHOT = Path(__file__).resolve().parents[2] / "results" / "explorer" / "browser_test.png"
 
 
 def _browser_paths() -> tuple[str, str]:
@@ -51,8 +52,7 @@ def browser() -> Iterator[object]:
 
 @pytest.fixture(scope="module")
 def opened(browser: object, demo_folder: Path) -> object:
-    browser.get((demo_folder / "report.html").resolve().as_uri())
-    browser.get_log("browser")  # the log starts with this page
+    browser.get((demo_folder / "report.html").resolve().as_uri())  # a fresh browser: its log is this page's
     return browser
 
 
@@ -74,9 +74,13 @@ def details(browser: object) -> str:
 
 def number(value: float) -> str:
     """As the page's script writes a number: an int as it is, else 4 significant digits."""
-    if float(value).is_integer():
-        return str(int(value))
-    return np.format_float_positional(float(f"{value:.4g}"), trim="-")
+    rounded = float(f"{value:.4g}")
+    if rounded.is_integer():
+        return str(int(rounded))
+    if abs(rounded) < 1e-6:  # JavaScript's Number.toString: 1.235e-7
+        mantissa, exponent = f"{rounded:e}".split("e")
+        return f"{float(mantissa):g}e{int(exponent)}"
+    return np.format_float_positional(rounded, trim="-")
 
 
 def test_clicking_a_neuron_shows_its_key_and_metrics(opened: object, demo_page: Page) -> None:
@@ -132,11 +136,22 @@ def test_no_error_in_the_console_and_no_request_off_the_disk(opened: object) -> 
     assert urls and all(url.startswith(("file:", "data:")) for url in urls), [u[:80] for u in urls]
 
 
-def test_a_screenshot_of_the_page(opened: object, tmp_path: Path) -> None:
+def test_the_keyboard_opens_a_neuron_too(opened: object) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    tab(opened, "dependency")
+    node = next(e for e in css(opened, '[data-panel="dependency"] g.node[data-key]') if e.is_displayed())
+    opened.execute_script("arguments[0].focus();", node)
+    node.send_keys(Keys.ENTER)
+    assert details(opened).startswith(node.get_attribute("data-key"))
+    assert not [e for e in opened.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def test_a_screenshot_of_the_page(opened: object) -> None:
     from matplotlib.image import imread
 
     tab(opened, "dependency")
-    shot = tmp_path / "report.png"
-    assert opened.save_screenshot(str(shot))
-    pixels = imread(shot)
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    assert opened.save_screenshot(str(SCREENSHOT))
+    pixels = imread(SCREENSHOT)
     assert pixels.shape[0] > 500 and pixels.std() > 0.05  # a page drawn, not a blank one

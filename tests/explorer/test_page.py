@@ -12,9 +12,7 @@ import pytest
 
 import stepwise
 from stepwise.cli import main
-from tests.explorer.conftest import Page, parse
-
-VIEWS = ["dependency", "perturbation", "paths", "inference", "sorter"]
+from tests.explorer.conftest import VIEWS, Page, parse
 
 
 def test_the_page_has_a_tab_per_result_and_the_details_panel(demo_page: Page) -> None:
@@ -122,6 +120,8 @@ def test_the_sorter_counts_are_histograms_of_the_saved_values(demo_folder: Path,
     levels = json.loads((folder / "sort.json").read_text())["levels"]
     held = demo_page.data["sorter"]
     assert list(held["levels"]) == levels and held["classes"] == sorted(set(inputs["label"]))
+    known = {str(n): [int(a), int(b)] for n, a, b in zip(inputs["input"], inputs["label"], inputs["predicted"])}
+    assert held["inputs"] and all(known[n] == pair for n, pair in held["inputs"].items())
     for level in levels:
         values = np.load(folder / f"values_{level}.npy")
         for key, neuron in held["levels"][level].items():
@@ -135,8 +135,7 @@ def test_the_sorter_counts_are_histograms_of_the_saved_values(demo_folder: Path,
             for k, c in enumerate(held["classes"]):
                 direct, _ = np.histogram(values[inputs["label"].to_numpy() == c, n], bins=edges)
                 assert counts[:, k].tolist() == direct.tolist(), (key, c)
-            for b, members in enumerate(neuron["members"]):
-                numbers = members[0]
+            for b, numbers in enumerate(neuron["members"]):
                 assert len(numbers) == min(neuron["sizes"][b], 12)
                 rows = inputs.index[inputs["input"].isin(numbers)]
                 assert all(edges[b] <= v <= edges[b + 1] for v in values[rows, n])
@@ -219,3 +218,42 @@ def test_the_patches_file_holds_the_boxes_of_the_top_neurons(demo_folder: Path) 
     written = pd.read_csv(demo_folder / "patches.csv", keep_default_na=False)
     written = written[written["input"] == number]
     assert list(zip(written["level"], written["neuron"], written["box"])) == expected
+
+
+def test_other_json_files_are_left_alone(demo_folder: Path, tmp_path: Path) -> None:
+    """A checkpoint or a script's figures beside the results are not graphs: the page is built without them."""
+    import shutil
+
+    folder = tmp_path / "results"
+    shutil.copytree(demo_folder / "inference", folder)
+    (folder / "notes.json").write_text('{"seconds": [1, 2]}')
+    (folder / "class_0.checkpoint.json").write_text("[]")
+    assert main(["report", str(folder), "--quiet"]) == 0
+    assert parse(folder / "report.html").data["views"] == ["inference"]
+
+
+def test_a_damaged_thumbnails_file_is_named(demo_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import shutil
+
+    folder = tmp_path / "sort"
+    shutil.copytree(demo_folder / "sort", folder)
+    data = (folder / "thumbnails.npz").read_bytes()
+    (folder / "thumbnails.npz").write_bytes(data[: len(data) // 3])
+    assert main(["report", str(folder), "--quiet"]) == 1
+    assert "thumbnails.npz: a damaged thumbnails file" in capsys.readouterr().err
+
+
+def test_the_flat_clusters_of_the_folder(demo_folder: Path, demo_page: Page) -> None:
+    """The clustermap is cut into as many clusters as the folder's summary records (``--clusters``)."""
+    recorded = json.loads((demo_folder / "summary.json").read_text())["clusters"]["labels"]
+    held = demo_page.data["dependency"]["clusters"]
+    assert dict(zip(held["graphs"], held["flat"])) == {f"class {c}": k for c, k in recorded.items()}
+
+
+def test_each_picker_shows_one_choice_at_first(demo_page: Page) -> None:
+    """The blocks a picker switches: one shown, the one of its first option, the others hidden."""
+    pickers = {e.attrs["data-select"] for e in demo_page.elements if "data-select" in e.attrs}
+    for name in pickers - {"paths-class"}:  # the Sankey's class filter redraws one chart
+        blocks = [e for e in demo_page.elements if e.attrs.get("data-choice") == name]
+        shown = [e.attrs["data-value"] for e in blocks if "hidden" not in e.attrs]
+        assert len(blocks) >= 1 and shown == [blocks[0].attrs["data-value"]], name

@@ -101,16 +101,51 @@ def test_sorter_counts_are_its_layer_summary(page: tuple) -> None:
     held = parsed.data["sorter"]["levels"]["classifier.1"]
     for i, neuron in enumerate(summary.neurons):
         assert held[f"classifier.1:{neuron}"]["counts"] == summary.counts[i].tolist()
-    shown = {n for entry in held.values() for members in entry["members"] for n in members[0]}
+    shown = {n for entry in held.values() for members in entry["members"] for n in members}
     assert set(parsed.data["sorter"]["images"]) == {str(n) for n in shown}  # thumbnails of the inputs fitted on
 
 
 def test_a_failed_write_keeps_the_old_page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, page: tuple) -> None:
-    import stepwise.explorer.page as module
+    """The page written whole into a temporary file, then renamed: a failure at the rename keeps the old one."""
+    import stepwise.core.io as io
 
     out = tmp_path / "page.html"
     out.write_text("the old page")
-    monkeypatch.setattr(module, "data_block", lambda data: 1 / 0)
-    with pytest.raises(ZeroDivisionError):
+
+    def refuse(source: object, target: object) -> None:
+        assert Path(source).read_text().startswith("<!DOCTYPE html>")  # written whole, beside the page
+        raise OSError("disk full")
+
+    monkeypatch.setattr(io.os, "replace", refuse)
+    with pytest.raises(OSError, match="disk full"):
         stepwise.report(out, graphs=page[1])
     assert out.read_text() == "the old page" and [p.name for p in tmp_path.iterdir()] == ["page.html"]
+
+
+def test_inputs_that_are_not_images(tmp_path: Path) -> None:
+    """An MLP on vectors: every view, the words' representatives shown as one-row strips."""
+    from tests.helpers import trained_mlp
+
+    model, inputs, labels = trained_mlp(3)
+    levels = ["1", "3", "softmax"]
+    ig = stepwise.InferenceGraphs(model, levels, n_words=3, max_iter=3).fit(inputs)
+    graphs = {f"class {c}": ig.class_graph(inputs, c, z=2) for c in (0, 1)}
+    sorter = stepwise.ActivationSorter(model, ["3"], per_class=5).fit(inputs, labels)
+    ranking = perturb.rank_neurons(model, inputs[0], levels, target=int(labels[0]), n_samples=8)
+    page = parse(stepwise.report(tmp_path / "page.html", ranking=[ranking], inference=(ig, graphs), sorter=sorter))
+    assert page.data["views"] == ["perturbation", "inference", "sorter"]
+    images = page.data["inference"]["images"]
+    assert images and all(v["height"] == 1 and v["width"] == inputs.shape[1] for v in images.values())
+
+
+def test_a_level_name_with_quotes_and_brackets(tmp_path: Path) -> None:
+    import networkx as nx
+
+    level = "fe\"a<t>&'x"
+    g = nx.DiGraph(levels=[level, "softmax"], target=0)
+    g.add_node("softmax:0", level="softmax", index=0, depth=0)
+    g.add_node(f"{level}:3", level=level, index=3, depth=1)
+    g.add_edge("softmax:0", f"{level}:3", count=1, frequency=1.0, relevance=0.5, sign=1)
+    page = parse(stepwise.report(tmp_path / "page.html", graphs=[stepwise.DependencyGraph(g)]))
+    keys = [e.attrs["data-key"] for e in page.elements if "data-key" in e.attrs]
+    assert f"{level}:3" in keys and set(page.data["dependency"]["graphs"]["dependency-0"]["nodes"]) == set(keys)

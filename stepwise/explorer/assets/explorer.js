@@ -155,15 +155,16 @@
     let html = "<h3 class=\"key\">" + esc(key) + "</h3>" + rows([["level", esc(level)], ["neuron", num(neuron.neuron)],
       ["kind", esc(neuron.kind)], ["evidence", esc(neuron.evidence)]]) + "<div id=\"neuron-view\" class=\"plot\"></div><h4>Inputs per bin, largest value first</h4>";
     for (let b = neuron.members.length - 1; b >= 0; b--) {
-      const m = neuron.members[b];
-      if (!m[0].length) continue;
-      html += "<div class=\"bin\"><span class=\"bin-label\">bin " + b + " [" + num(neuron.edges[b]) + ", " + num(neuron.edges[b + 1]) + "): " +
-        neuron.sizes[b] + " inputs</span>" + m[0].map(function (input, j) {
+      const members = neuron.members[b];
+      if (!members.length) continue;
+      html += "<div class=\"bin\"><span class=\"bin-label\">bin " + b + " [" + num(neuron.edges[b]) + ", " + num(neuron.edges[b + 1]) + (b === neuron.members.length - 1 ? "]" : ")") + ": " +
+        neuron.sizes[b] + " inputs</span>" + members.map(function (input) {
           const src = DATA.sorter.images[String(input)];
-          const wrong = m[2][j] >= 0 && m[2][j] !== m[1][j] ? " wrong" : "";
-          const title = "input " + input + ": " + m[1][j] + "→" + m[2][j] + ", value " + num(m[3][j]);
-          return "<span class=\"thumb" + wrong + "\" title=\"" + esc(title) + "\">" + (src ? "<img alt=\"input " + input + "\" src=\"" + src + "\">" : esc(input)) +
-            "<small>" + esc(m[1][j]) + "→" + esc(m[2][j]) + "</small></span>";
+          const known = DATA.sorter.inputs[String(input)];
+          const label = known[1] >= 0 ? known[0] + "→" + known[1] : String(known[0]); // label→prediction
+          const wrong = known[1] >= 0 && known[1] !== known[0] ? " wrong" : "";
+          return "<span class=\"thumb" + wrong + "\" title=\"input " + esc(input) + ": " + esc(label) + "\">" +
+            (src ? "<img alt=\"input " + esc(input) + "\" src=\"" + src + "\">" : esc(input)) + "<small>" + esc(label) + "</small></span>";
         }).join("") + "</div>";
     }
     return html;
@@ -206,7 +207,10 @@
     }
   });
   document.addEventListener("keydown", function (event) {
-    if (event.key === "Enter" && event.target.matches("[data-key]")) event.target.click();
+    if ((event.key === "Enter" || event.key === " ") && event.target.matches("[data-key]")) { // SVG has no click()
+      event.preventDefault();
+      event.target.dispatchEvent(new MouseEvent("click", { bubbles: true }));
+    }
   });
 
   // ------------------------------------------------------------------ zoom and pan of graph drawings

@@ -569,6 +569,16 @@ REPORT = {
         TypeError,
         "clusters takes a ClusterResult (stepwise.cluster_graphs)",
     ),
+    "report: clusters without graphs": Bad(
+        lambda b: stepwise.report(b.folder / "page.html", clusters=stepwise.cluster_graphs(b.graphs)),
+        ValueError,
+        "pass the graphs it clusters as graphs= too",
+    ),
+    "report: a fitted InferenceGraphs alone": Bad(
+        lambda b: stepwise.report(b.folder / "page.html", inference=stepwise.InferenceGraphs(b.model)),
+        TypeError,
+        "pass (ig, {label: ig.class_graph(inputs, c)})",
+    ),
     "report: paths not fitted": Bad(
         lambda b: stepwise.report(b.folder / "page.html", paths=stepwise.DecisionPaths(b.model, LEVELS[-3:])),
         TypeError,
