@@ -18,9 +18,13 @@ __all__ = [
     "FIGURE_SIDE",
     "MAX_SIDE",
     "THUMBNAILS",
+    "Box",
+    "Image",
     "figure_uri",
+    "input_side",
     "png_uri",
     "read_thumbnails",
+    "shrink",
     "thumbnail",
     "write_thumbnails",
 ]
