@@ -431,7 +431,7 @@ def stack_inputs(inputs: Inputs) -> Batch:
             x = item[0] if isinstance(item, (tuple, list)) and item else item
             if not isinstance(x, (Tensor, Mapping)):
                 raise TypeError(
-                    f"inputs yielded a {type(x).__name__}; expected tensors, dicts of tensors or (x, y) batches of "
+                    f"inputs yielded a {type(x).__name__}; expected tensors or (x, y) batches of tensors, or dicts of "
                     "tensors, as a DataLoader gives them."
                 )
             parts.append(x)

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from stepwise.core.hooks import analysis_mode, model_device_dtype, run_model
+from stepwise.core.inputs import Batch, KeywordInputs, as_batch
 from stepwise.core.validation import check_float, check_int
 
 __all__ = ["class_probabilities", "select_from_probabilities", "select_inputs"]
@@ -23,11 +24,12 @@ _BATCH = 256
 _PROBE = 2  # inputs of the checking pass
 
 
-def _check_inputs(inputs: object, owner: str) -> Tensor:
-    if not isinstance(inputs, Tensor):
+def _check_inputs(inputs: object, owner: str) -> Batch:
+    inputs = as_batch(inputs)
+    if not isinstance(inputs, (Tensor, KeywordInputs)):
         raise TypeError(
-            f"The 'inputs' parameter of {owner} must be a Tensor of shape (N, ...). Got {type(inputs).__name__} "
-            "instead: stack the inputs with torch.stack."
+            f"The 'inputs' parameter of {owner} must be a Tensor of shape (N, ...) or a dict of tensors. Got "
+            f"{type(inputs).__name__} instead: stack the inputs with torch.stack."
         )
     if inputs.dim() < 1 or len(inputs) == 0:
         raise ValueError(
@@ -86,7 +88,7 @@ def class_probabilities(
     model : torch.nn.Module
         A classifier whose output is class scores (logits) of shape (N, C), C >= 2. It runs in eval mode (a
         model in train mode is switched for the call, with a warning, and restored).
-    inputs : Tensor of shape (N, ...)
+    inputs : Tensor of shape (N, ...), or dict of str to Tensor (a tokenizer's output, passed as keyword arguments)
         Floating-point inputs are moved to the model's device and dtype one batch at a time.
     batch_size : int, optional
         Inputs per forward pass; 256 by default.
@@ -109,7 +111,7 @@ def class_probabilities(
         return _probabilities(model, inputs, size, progress)
 
 
-def _probabilities(model: nn.Module, inputs: Tensor, size: int, progress: Callable[[int], None] | None) -> Tensor:
+def _probabilities(model: nn.Module, inputs: Batch, size: int, progress: Callable[[int], None] | None) -> Tensor:
     """:func:`class_probabilities` on a model already in analysis mode."""
     device, dtype = model_device_dtype(model)
     parts = []

@@ -23,6 +23,7 @@ from stepwise._version import __version__
 from stepwise.core.executors import KeyFailures, ResultFolder, check_executor, check_result_folder, run_per_key
 from stepwise.core.hooks import model_device_dtype
 from stepwise.core.levels import OUTPUT, SOFTMAX, resolve_levels
+from stepwise.core.inputs import KeywordInputs, as_batch
 from stepwise.core.selection import select_inputs
 from stepwise.core.validation import check_bool, check_float, check_int
 from stepwise.graphs.dependency import DependencyGraph
@@ -114,9 +115,10 @@ def graphs_for(
     pool = check_executor(executor, owner)
     folder_path = check_result_folder(checkpoint_dir, owner)
     check_bool(progress, "progress", owner)
+    per_class = {c: as_batch(x) for c, x in per_class.items()}
     for c, x in per_class.items():
         check_int(c, "per_class", owner, low=0)
-        if not isinstance(x, Tensor) or x.dim() < 1 or len(x) == 0:
+        if not isinstance(x, (Tensor, KeywordInputs)) or x.dim() < 1 or len(x) == 0:
             raise ValueError(
                 f"The inputs of class {c} in the 'per_class' parameter of {owner} must be a Tensor of shape (n, ...) "
                 f"with n >= 1. Got {type(x).__name__} of shape {tuple(getattr(x, 'shape', ()))} instead."
@@ -192,7 +194,7 @@ def _read_graph(path: Path) -> DependencyGraph:
 
 def class_graphs(
     model: nn.Module,
-    inputs: Tensor,
+    inputs: Tensor | Mapping[str, Tensor],
     labels: Tensor | None = None,
     *,
     classes: int | Sequence[int] | None = None,
@@ -217,7 +219,8 @@ def class_graphs(
     model : torch.nn.Module
         A classifier returning class scores of shape (N, C), C >= 2. With an executor, it is pickled once and
         sent to the workers: its class must be importable there.
-    inputs : Tensor of shape (N, ...)
+    inputs : Tensor of shape (N, ...), or dict of str to Tensor
+        A dict (a tokenizer's output) as for :meth:`StepwiseSensitivity.dependency_graph`.
     labels : Tensor of shape (N,), optional
         Integer class indices in [0, C).
     classes : int or sequence of int, optional
@@ -276,9 +279,10 @@ def class_graphs(
     max_per_class = check_int(max_per_class, "max_per_class", _OWNER, low=1)
     options = _check_options(ssa_options, _OWNER)
     analysis = StepwiseSensitivity(model, levels, **options)  # checks the options
-    if not isinstance(inputs, Tensor) or inputs.dim() < 1 or len(inputs) == 0:
+    inputs = as_batch(inputs)
+    if not isinstance(inputs, (Tensor, KeywordInputs)) or inputs.dim() < 1 or len(inputs) == 0:
         raise TypeError(
-            f"The 'inputs' parameter of {_OWNER} must be a Tensor of shape (N, ...) with N >= 1. Got "
+            f"The 'inputs' parameter of {_OWNER} must be a Tensor of shape (N, ...) or a dict of tensors, with N >= 1. Got "
             f"{type(inputs).__name__} instead."
         )
     device, dtype = model_device_dtype(model)

@@ -114,3 +114,18 @@ def test_an_iterable_of_dicts_is_one_batch(model) -> None:
     a = ssa.relevance(iter(parts), upper="softmax", lower=LEVELS[2], neurons=[0])
     b = ssa.relevance(joined, upper="softmax", lower=LEVELS[2], neurons=[0])
     assert a.shape == (1, 6, 48) and max_relative_error(a, b) <= 1e-10
+
+
+def test_class_graphs_select_and_traverse_keyword_inputs(model) -> None:
+    batch = sentences(30)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # a class without qualifying sentences is left out
+        graphs = stepwise.class_graphs(model, batch, levels=LEVELS, min_probability=0.5, max_per_class=8, fence=0.5)
+    chosen = stepwise.select_inputs(model, batch, min_probability=0.5, max_per_class=8)
+    assert graphs and sorted(graphs) == sorted(c for c, index in chosen.items() if len(index))
+    for c, graph in graphs.items():
+        alone = stepwise.StepwiseSensitivity(model, LEVELS, fence=0.5)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            expected = alone.dependency_graph({k: v[chosen[c]] for k, v in batch.items()}, target=c)
+        assert sorted(graph.edges) == sorted(expected.edges)
