@@ -1,5 +1,5 @@
-"""The transformer tests: a tiny BERT classifier (tests/helpers.py) and padded sentences; skipped without
-transformers."""
+"""The transformer tests: a tiny BERT classifier (tests/helpers.py) and padded sentences. Each test module skips,
+with the reason, without transformers."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ import pytest
 from torch import Tensor, nn
 
 from tests.helpers import sentences, tiny_bert
-
-pytest.importorskip("transformers", reason="the transformer tests need the transformers package")
 
 
 @pytest.fixture

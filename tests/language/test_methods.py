@@ -14,6 +14,8 @@ from stepwise.core.levels import resolve_levels
 from stepwise.paths.features import LevelFeatures, capture_features
 from tests.helpers import BERT_LEVELS, alone, sentences
 
+pytest.importorskip("transformers", reason="the transformer tests need the transformers package")
+
 MLP = BERT_LEVELS[1:3]
 
 

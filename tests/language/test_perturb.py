@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import Tensor, nn
 
 import perturb
 from tests.helpers import BERT_LEVELS, alone
+
+pytest.importorskip("transformers", reason="the transformer tests need the transformers package")
 
 EMBEDDINGS = "transformer.embeddings"
 MLP = BERT_LEVELS[1:3]

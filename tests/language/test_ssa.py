@@ -18,6 +18,8 @@ from tests.helpers import BERT_LEVELS as LEVELS
 from tests.helpers import alone, max_relative_error, sentences, tiny_bert
 from tests.reference import token_relevance
 
+pytest.importorskip("transformers", reason="the transformer tests need the transformers package")
+
 
 def test_list_levels_finds_the_mlp_activations_and_attention_outputs_of_each_layer(model, batch) -> None:
     names = stepwise.list_levels(model, batch)
