@@ -291,7 +291,7 @@ def token_mean(activation: Tensor, channel_dim: int, mask: Tensor | None) -> Ten
         assert mask is not None
         real = mask.to(device=activation.device, dtype=activation.dtype)
         weights = real / real.sum(dim=1, keepdim=True)
-        return torch.einsum("...ntd,nt->...nd", activation, weights)
+        return torch.matmul(weights.unsqueeze(-2), activation).squeeze(-2)  # (N, 1, T) @ (..., N, T, D)
     t = activation.movedim(channel_dim, 1)
     return t.flatten(2).mean(dim=2) if t.dim() > 2 else t
 
