@@ -89,16 +89,20 @@ class SentenceClassifier(nn.Module):
         self.probe = nn.Linear(hidden_size, n_classes)
         self.classes = [str(c) for c in range(n_classes)]
 
-    def embed(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+    def embed(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None) -> Tensor:
         """The pooled sentence embeddings, (N, D)."""
-        hidden = self.transformer(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+        hidden = self.transformer(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
         return self.pool(hidden, attention_mask)
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
-        """Class scores (logits) of shape (N, C) for token ids (N, T) and their mask (N, T)."""
+    def forward(
+        self, input_ids: Tensor, attention_mask: Tensor | None = None, token_type_ids: Tensor | None = None
+    ) -> Tensor:
+        """Class scores (logits) of shape (N, C) for token ids (N, T), their mask (N, T) and, as a BERT tokenizer
+        also returns them, token type ids (N, T)."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        return self.probe(self.embed(input_ids, attention_mask))
+        return self.probe(self.embed(input_ids, attention_mask, token_type_ids))
 
 
 class SentenceData(NamedTuple):

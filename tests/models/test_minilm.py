@@ -71,3 +71,13 @@ def test_relevance_on_minilm_is_exact_and_ignores_padding(model, data) -> None:
     for i in range(3):
         own = ssa.relevance(alone(batch, i), upper=MLP[1], lower=MLP[0], neurons=neurons)
         assert max_relative_error(omega[:, i], own[:, 0]) <= 1e-10
+
+
+def test_a_batch_encoding_from_the_tokenizer_is_taken_as_it_is(model, data) -> None:
+    tokenizer = minilm_tokenizer()
+    encoding = tokenizer(data.texts[:3], padding=True, return_tensors="pt")  # with token_type_ids
+    assert "token_type_ids" in encoding and not isinstance(encoding, dict)
+    ssa = stepwise.StepwiseSensitivity(model, [MLP[4], MLP[5], "softmax"])
+    given = ssa.relevance(encoding, upper="softmax", lower=MLP[5], neurons=[0, 3])
+    expected = ssa.relevance(tokenize(data.texts[:3], tokenizer), upper="softmax", lower=MLP[5], neurons=[0, 3])
+    assert max_relative_error(given, expected) <= 1e-10
