@@ -8,7 +8,7 @@ at least ``min_probability``, the first ``max_per_class`` of them in input order
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -76,7 +76,7 @@ def _check_classes(classes: object, owner: str) -> list[int] | None:
 
 def class_probabilities(
     model: nn.Module,
-    inputs: Tensor,
+    inputs: Tensor | Mapping[str, Tensor],
     *,
     batch_size: int | None = None,
     progress: Callable[[int], None] | None = None,
@@ -88,8 +88,8 @@ def class_probabilities(
     model : torch.nn.Module
         A classifier whose output is class scores (logits) of shape (N, C), C >= 2. It runs in eval mode (a
         model in train mode is switched for the call, with a warning, and restored).
-    inputs : Tensor of shape (N, ...), or dict of str to Tensor (a tokenizer's output, passed as keyword arguments)
-        Floating-point inputs are moved to the model's device and dtype one batch at a time.
+    inputs : Tensor of shape (N, ...), or dict of str to Tensor
+        A dict (a tokenizer's output) is passed as keyword arguments. Floating-point inputs are moved to the model's device and dtype one batch at a time.
     batch_size : int, optional
         Inputs per forward pass; 256 by default.
     progress : callable, optional
@@ -189,7 +189,7 @@ def _check_range(labels: Tensor | None, classes: list[int] | None, n_classes: in
 
 def select_inputs(
     model: nn.Module,
-    inputs: Tensor,
+    inputs: Tensor | Mapping[str, Tensor],
     labels: Tensor | None = None,
     *,
     classes: int | Sequence[int] | None = None,
@@ -208,7 +208,8 @@ def select_inputs(
     model : torch.nn.Module
         A classifier whose output is class scores (logits) of shape (N, C), C >= 2; run in eval mode, in batches,
         without gradients.
-    inputs : Tensor of shape (N, ...)
+    inputs : Tensor of shape (N, ...), or dict of str to Tensor
+        A dict (a tokenizer's output, :class:`~stepwise.core.inputs.KeywordInputs`) is passed as keyword arguments.
     labels : Tensor of shape (N,), optional
         Integer class indices in [0, C). Without labels, an input's class is the model's prediction.
     classes : int or sequence of int, optional

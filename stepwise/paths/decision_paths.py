@@ -7,7 +7,7 @@ of the next, up to the class (the model's prediction, or the given label).
 
 from __future__ import annotations
 
-from stepwise.core.inputs import check_batch, input_signature
+from stepwise.core.inputs import Batch, check_batch, input_signature
 
 import numbers
 from collections.abc import Mapping, Sequence
@@ -167,7 +167,7 @@ class DecisionPaths:
 
     # ------------------------------------------------------------------------------------------ checks
 
-    def _check_inputs(self, inputs: object) -> Tensor:
+    def _check_inputs(self, inputs: object) -> Batch:
         return check_batch(inputs, self.model)
 
     def _check_labels(self, labels: object, n: int) -> np.ndarray | None:
@@ -253,7 +253,9 @@ class DecisionPaths:
 
     # ------------------------------------------------------------------------------------------ fitting
 
-    def fit(self, inputs: Tensor, labels: Tensor | np.ndarray | Sequence[int] | None = None) -> DecisionPaths:
+    def fit(
+        self, inputs: Tensor | Mapping[str, Tensor], labels: Tensor | np.ndarray | Sequence[int] | None = None
+    ) -> DecisionPaths:
         """Capture the levels' activations of ``inputs``, cluster each level, and assign every input.
 
         Parameters
@@ -318,7 +320,9 @@ class DecisionPaths:
                     )
         return inputs, labels_, specs, top, ks, batch_size
 
-    def check(self, inputs: Tensor, labels: Tensor | np.ndarray | Sequence[int] | None = None) -> list[str]:
+    def check(
+        self, inputs: Tensor | Mapping[str, Tensor], labels: Tensor | np.ndarray | Sequence[int] | None = None
+    ) -> list[str]:
         """Make every check of :meth:`fit` (one forward pass on the first two inputs) without fitting.
 
         Parameters
@@ -410,12 +414,15 @@ class DecisionPaths:
             return {spec.info.name: labels[:, 0].astype(np.int64)}
         return {time_column(spec.info.name, t): labels[:, t].astype(np.int64) for t in range(spec.steps)}
 
-    def predict(self, inputs: Tensor, labels: Tensor | np.ndarray | Sequence[int] | None = None) -> pd.DataFrame:
+    def predict(
+        self, inputs: Tensor | Mapping[str, Tensor], labels: Tensor | np.ndarray | Sequence[int] | None = None
+    ) -> pd.DataFrame:
         """Assign new inputs to the fitted clusters (their nearest centroid at every level).
 
         Parameters
         ----------
-        inputs : Tensor of shape (N, ...)
+        inputs : Tensor of shape (N, ...), or dict of str to Tensor
+            As for :meth:`fit`; keyword inputs may be padded to another length.
         labels : Tensor, ndarray or sequence of int of shape (N,), optional
             Needed with ``top="label"``: they give the class column.
 
