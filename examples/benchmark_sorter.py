@@ -27,7 +27,6 @@ import platform
 import resource
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -37,21 +36,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from networks import vgg16_shaped  # noqa: E402
 
 import stepwise  # noqa: E402
+from benchmark_common import Clock
 from stepwise.core.io import write_file  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 N_CLASSES = 10
-
-
-class _Clock:
-    """Wall-clock and process CPU time of a block."""
-
-    def __enter__(self) -> _Clock:
-        self.wall, self.cpu = time.perf_counter(), time.process_time()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
 
 
 def _plain_forward(model: torch.nn.Module, images: torch.Tensor, batch_size: int) -> None:
@@ -88,17 +77,17 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     forward, fit, summaries, fit_cpu, forward_cpu = [], [], [], [], []
     sorter = None
     for repeat in range(args.repeats):
-        with _Clock() as clock:
+        with Clock() as clock:
             _plain_forward(model, images, args.batch_size)
         forward.append(clock.wall)
         forward_cpu.append(clock.cpu)
-        with _Clock() as clock:
+        with Clock() as clock:
             sorter = stepwise.ActivationSorter(model, per_class=per_class, batch_size=args.batch_size).fit(
                 images, labels
             )
         fit.append(clock.wall)
         fit_cpu.append(clock.cpu)
-        with _Clock() as clock:
+        with Clock() as clock:
             for level in sorter.levels_:
                 sorter.layer_summary(level)
         summaries.append(clock.wall)
@@ -115,7 +104,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         times = []
         for _ in range(args.repeats):
             big = stepwise.ActivationSorter.from_values(values, sorter.labels_[rows])  # nothing cached
-            with _Clock() as clock:
+            with Clock() as clock:
                 for level in big.levels_:
                     big.layer_summary(level)
             times.append(clock.wall)

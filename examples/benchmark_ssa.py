@@ -34,7 +34,6 @@ import json
 import multiprocessing
 import os
 import platform
-import resource
 import statistics
 import sys
 import time
@@ -47,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from networks import resnet18_shaped, vgg16_shaped  # noqa: E402
 
 import stepwise  # noqa: E402
+from benchmark_common import Clock, peak_rss_mb
 from stepwise.core.hooks import analysis_mode
 from stepwise.core.levels import resolve_levels
 from stepwise.ssa.step import step_forward  # noqa: E402
@@ -64,21 +64,6 @@ VGG_LEVELS = (
     ]
 )
 RESNET_LEVELS = ["maxpool"] + [f"layer{s}.{b}" for s in (1, 2, 3, 4) for b in (0, 1)] + ["fc"]
-
-
-class _Clock:
-    """Wall-clock and process CPU time of a block; CPU time is what other processes on the machine disturb least."""
-
-    def __enter__(self) -> _Clock:
-        self.wall, self.cpu = time.perf_counter(), time.process_time()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _first_logit_with_an_outlier(layer: nn.Linear) -> int:
@@ -169,10 +154,10 @@ def run_config(
     generator = torch.Generator().manual_seed(0)
     model, levels, target = _build(config, num_classes)
     images = torch.randn(n_images, 3, size, size, generator=generator)
-    rss_model = _peak_rss_mb()
+    rss_model = peak_rss_mb()
 
-    def plain_forward() -> _Clock:  # (a)
-        with torch.no_grad(), _Clock() as clock:
+    def plain_forward() -> Clock:  # (a)
+        with torch.no_grad(), Clock() as clock:
             for first in range(0, n_images, batch_size):
                 model(images[first : first + batch_size])
         return clock
@@ -183,10 +168,10 @@ def run_config(
     for _ in range(repeats):  # (a) and (b) alternate, so that a slow spell of the machine hits both
         forwards.append(plain_forward())
         ssa = stepwise.StepwiseSensitivity(model, levels, batch_size=batch_size)
-        with _Clock() as clock:  # (b), cold: level resolution and the fx trace included
+        with Clock() as clock:  # (b), cold: level resolution and the fx trace included
             graph = ssa.dependency_graph(images, target=target)
         traversals.append(clock)
-    rss_traversal = _peak_rss_mb()
+    rss_traversal = peak_rss_mb()
     forward, forward_cpu = statistics.median(c.wall for c in forwards), statistics.median(c.cpu for c in forwards)
     traversal, traversal_cpu = (
         statistics.median(c.wall for c in traversals),

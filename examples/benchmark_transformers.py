@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import time
 from pathlib import Path
@@ -38,6 +37,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import stepwise
+from benchmark_common import Clock, peak_rss_mb
 from stepwise.core.hooks import analysis_mode
 from stepwise.core.inputs import KeywordInputs
 from stepwise.core.io import atomic_write
@@ -50,21 +50,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 LEVELS = [f"transformer.encoder.layer.{i}.intermediate" for i in range(6)] + ["softmax"]
 OUT = Path("results/benchmarks/transformers.json")
-
-
-class _Clock:
-    """Wall-clock and process CPU time of a block."""
-
-    def __enter__(self) -> _Clock:
-        self.wall, self.cpu = time.perf_counter(), time.process_time()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _matmul_gflops(size: int = 1024, repeats: int = 10) -> float:
@@ -94,7 +79,7 @@ def _value(upper: torch.Tensor, n: int) -> torch.Tensor:
 def _naive(model, batch, infos, sets, every: int) -> tuple[float, list]:
     """Seconds of the naive method on every ``every``-th sentence; ω of each step's first neuron on each."""
     omegas = []
-    with analysis_mode(model), torch.enable_grad(), _Clock() as clock:
+    with analysis_mode(model), torch.enable_grad(), Clock() as clock:
         for i in range(0, len(batch), every):
             sentence = batch[i : i + 1].without_padding()
             for position in range(len(infos) - 1, 0, -1):
@@ -128,9 +113,9 @@ def _step_flops(model, batch, lower, upper, neurons: list[int]) -> tuple[int, in
 def _step_times(model, batch, lower, upper, neurons: list[int]) -> tuple[float, float]:
     """Seconds of the step's recording forward pass and of its batched backward passes, as (b) runs them."""
     with analysis_mode(model), torch.enable_grad():
-        with _Clock() as forward:
+        with Clock() as forward:
             leaf, up = step_forward(model, batch, lower, upper)
-        with _Clock() as backward:
+        with Clock() as backward:
             step_relevance(leaf, up, neurons, rule="gradient", lower_channel_dim=lower.channel_dim,
                            upper_channel_dim=upper.channel_dim, mask=batch.mask)  # fmt: skip
     return forward.wall, backward.wall
@@ -144,21 +129,21 @@ def run(n_sentences: int, topic: int, repeats: int, every: int) -> dict:
     batch = KeywordInputs(tokenize([data.texts[i] for i in rows], minilm_tokenizer(), max_length=32))
     with torch.no_grad():
         model(**batch.tensors)  # warm-up
-    rss_model = _peak_rss_mb()
+    rss_model = peak_rss_mb()
     infos = resolve_levels(model, batch[:2], LEVELS, steps=True)
     forwards, graphs, naives = [], [], []
     for _ in range(repeats):  # (a), (b) and (c) alternate, so that a slow spell of the machine hits each
-        with torch.no_grad(), _Clock() as clock:
+        with torch.no_grad(), Clock() as clock:
             model(**batch.tensors)
         forwards.append(clock)
         analysis = stepwise.StepwiseSensitivity(model, LEVELS)
-        with _Clock() as clock:
+        with Clock() as clock:
             graph = analysis.dependency_graph(batch, target=topic)
         graphs.append(clock)
         sets = _neuron_sets(graph)
         seconds, omegas = _naive(model, batch, infos, sets, every)
         naives.append(seconds * n_sentences / len(range(0, n_sentences, every)))
-    rss_graph = _peak_rss_mb()
+    rss_graph = peak_rss_mb()
     forward = statistics.median(c.wall for c in forwards)
     traversal = statistics.median(c.wall for c in graphs)
     naive = statistics.median(naives)
