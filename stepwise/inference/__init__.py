@@ -18,7 +18,7 @@ from stepwise._lazy import lazy_exports
 _EXPORTS = {
     "InferenceGraphs": "stepwise.inference.inference_graphs",
     "NotFittedError": "stepwise.inference.checks",
-    "Representative": "stepwise.inference.inference_graphs",
+    "Representative": "stepwise.inference.typical",
 }
 
 __all__ = ["InferenceGraphs", "NotFittedError", "Representative"]

@@ -3,12 +3,11 @@ a class or an image (paper 001, "Inference Graphs for CNN Interpretation")."""
 
 from __future__ import annotations
 
-from stepwise.core.inputs import KeywordInputs, check_batch
 
 import numbers
 from collections.abc import Mapping, Sequence
 from os import PathLike
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -16,6 +15,7 @@ from torch import Tensor, nn
 
 from stepwise._version import __version__
 from stepwise.core.hooks import model_device_dtype
+from stepwise.core.inputs import KeywordInputs, check_batch
 from stepwise.core.validation import check_bool, check_float, check_int, check_option, unknown_name_message
 
 from .checks import NotFittedError, check_labels, check_levels, check_seed, numbers_of_words, resolve
@@ -26,29 +26,18 @@ from .gmm import DiagonalGMM, class_gmm
 from .graph_building import build_graph
 from .hmm import HMM, rectified_log_emissions, soft_transitions, viterbi_paths
 from .training import FitReport, fit_discriminative, fit_generative, initial_gmms
-from .typical import TypicalColumns, log_odds
+from .typical import Representative, TypicalColumns, log_odds
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from stepwise.graphs.inference import InferenceGraph
 
-__all__ = ["LOSSES", "InferenceGraphs", "NotFittedError", "Representative"]
+__all__ = ["LOSSES", "InferenceGraphs", "NotFittedError"]
 
 _OWNER = "InferenceGraphs"
 #: The choices of the ``loss`` option.
 LOSSES = ("generative", "discriminative")
-
-
-class Representative(NamedTuple):
-    """One typical column of a word: the validation input it comes from, its position at the level (row-major),
-    the box of its receptive field in input pixels (top, left, bottom, right; bottom and right exclusive; ``None``
-    for inputs that are not images), and its log-odds key."""
-
-    input: int
-    position: int
-    box: tuple[int, int, int, int] | None
-    key: float
 
 
 def _tensor_batch(inputs: object, model: nn.Module, what: str) -> Tensor:

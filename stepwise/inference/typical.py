@@ -8,11 +8,13 @@ posterior does without ties at 1.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["KEEP", "TypicalColumns", "log_odds"]
+__all__ = ["KEEP", "Representative", "TypicalColumns", "log_odds"]
 
 #: Representatives kept per word.
 KEEP = 32
@@ -25,6 +27,17 @@ def log_odds(joint: Tensor, words: Tensor) -> Tensor:
         return torch.full_like(own, float("inf"))
     others = joint.scatter(1, words[:, None], float("-inf"))
     return own - torch.logsumexp(others, dim=1)
+
+
+class Representative(NamedTuple):
+    """One typical column of a word: the validation input it comes from, its position at the level (row-major),
+    the box of its receptive field in input pixels (top, left, bottom, right; bottom and right exclusive; ``None``
+    for inputs that are not images), and its log-odds key."""
+
+    input: int
+    position: int
+    box: tuple[int, int, int, int] | None
+    key: float
 
 
 class TypicalColumns:
