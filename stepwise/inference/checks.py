@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 
+import numbers
 from collections.abc import Sequence
 
 import numpy as np
@@ -10,16 +11,19 @@ import torch
 from torch import Tensor, nn
 
 from stepwise.core.hooks import model_device_dtype
+from stepwise.core.inputs import Batch, KeywordInputs, input_signature
 from stepwise.core.levels import INPUT, OUTPUT, SOFTMAX, resolve_levels
 from stepwise.core.validation import NotFittedError, check_int, unknown_name_message
 
-from .columns import Level
+from .columns import Level, count_columns
 
 __all__ = [
     "NotFittedError",
     "check_labels",
     "check_levels",
+    "check_like",
     "check_seed",
+    "check_target",
     "numbers_of_words",
     "resolve",
 ]
@@ -68,7 +72,39 @@ def check_labels(labels: object, n: int) -> Tensor | None:
     return values.to(torch.int64)
 
 
-def resolve(model: nn.Module, inputs: Tensor, names: list[str] | None) -> tuple[list[Level], int]:
+def check_like(inputs: Batch, signature: tuple, what: str, fitted: str) -> Batch:
+    """``inputs`` if they are of the kind and shape of inputs of ``signature`` (:func:`input_signature`), else raise:
+    a tensor of the same shape per input, or keyword inputs with the same keys (of any number of tokens)."""
+    if input_signature(inputs) == signature:
+        return inputs
+    keyword = bool(signature) and isinstance(signature[0], tuple) and isinstance(signature[0][0], str)
+    if keyword and not isinstance(inputs, KeywordInputs):
+        raise TypeError(f"{what} are a tensor, but {fitted} were a dict of tensors: pass a dict with the same keys.")
+    if not keyword and isinstance(inputs, KeywordInputs):
+        raise TypeError(f"{what} are a dict of tensors, but {fitted} were one tensor (N, ...): pass a tensor.")
+    if keyword:
+        raise ValueError(
+            f"{what} hold the tensors {input_signature(inputs)} (key, shape after the tokens), but {fitted} held "
+            f"{signature}: pass the same keys, as the same tokenizer returns them."
+        )
+    raise ValueError(
+        f"{what} have shape {input_signature(inputs)} per input, but {fitted} had {signature}: pass {what} shaped "
+        f"as {fitted}."
+    )
+
+
+def check_target(target: object, n_classes: int) -> int:
+    """``target`` as an int class of ``n_classes``, else raise."""
+    if isinstance(target, bool) or not isinstance(target, numbers.Integral):
+        raise TypeError(f"target must be an int class; got {target!r} ({type(target).__name__}).")
+    if not 0 <= int(target) < n_classes:
+        raise ValueError(
+            f"target={target}, but the model scores {n_classes} classes (0 to {n_classes - 1}): pass one of them."
+        )
+    return int(target)
+
+
+def resolve(model: nn.Module, inputs: Batch, names: list[str] | None) -> tuple[list[Level], int]:
     """The modelled levels (``softmax`` on top, the class output's fixed mixture) from one probing pass.
 
     Returns
@@ -97,17 +133,21 @@ def resolve(model: nn.Module, inputs: Tensor, names: list[str] | None) -> tuple[
         infos = resolve_levels(model, probe, listed)
     levels = []
     for info in infos:
-        if info.name != INPUT and info.channel_dim != 1:
+        level = Level(info, fixed=info.name == SOFTMAX)
+        if info.name != INPUT and info.channel_dim != 1 and not level.tokens:
             raise ValueError(
-                f"Level {info.name!r} has its channels in dimension {info.channel_dim}; only 1 is modelled."
+                f"Level {info.name!r} has its channels in dimension {info.channel_dim}; only 1 is modelled, and 2 "
+                "on the token levels (N, T, D) of inputs given as a dict."
             )
-        levels.append(Level(info, fixed=info.name == SOFTMAX))
+        levels.append(level)
     if len(levels) < 2:
         raise ValueError("An inference graph needs at least one level below the class output 'softmax'.")
     return levels, int(infos[-1].shape[0])
 
 
-def numbers_of_words(n_words: int | dict[str, int], levels: list[Level], n: int, n_classes: int) -> dict[str, int]:
+def numbers_of_words(
+    n_words: int | dict[str, int], levels: list[Level], inputs: Batch, n_classes: int
+) -> dict[str, int]:
     """K of every level (the class output: one word per class), checked against the levels and their columns."""
     hidden = [level.name for level in levels if not level.fixed]
     if isinstance(n_words, dict):
@@ -124,11 +164,12 @@ def numbers_of_words(n_words: int | dict[str, int], levels: list[Level], n: int,
     for level in levels:
         if level.fixed:
             continue
-        columns = n * level.positions
+        columns = count_columns(level, inputs)
         if ks[level.name] > columns:
+            where = "real tokens" if level.tokens else f"{len(inputs)} inputs x {level.positions} positions"
             raise ValueError(
                 f"n_words={ks[level.name]} for level {level.name!r} is more words than its {columns} columns "
-                f"({n} inputs x {level.positions} positions): pass more inputs or fewer words."
+                f"({where}): pass more inputs or fewer words."
             )
     ks[levels[-1].name] = n_classes
     return ks

@@ -4,7 +4,8 @@ N(k, k') = |{(I_n, p, q) : h_p(I_n) = k, h'_q(I_n) = k', q in R(p)}| counts, ove
 lower positions q of p's receptive field, the pairs of an upper word and a lower word. It is counted without a loop
 over positions: each upper position's field is a padded list of lower positions (:func:`field_index`), the lower
 words are gathered through it for a batch of inputs at once, and each (upper word, lower word) pair becomes one code
-of a single ``bincount``. The same count over a set Omega of inputs is Q'_{t,s}(Omega) of Eq. 15.
+of a single ``bincount``. The same count over a set Omega of inputs is Q'_{t,s}(Omega) of Eq. 15. A word of -1
+marks a position that is no column (the padding of a token level) and enters no pair.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def cooccurrence_counts(
     Parameters
     ----------
     upper_words : LongTensor of shape (N, P_upper)
-        h_p of every input and upper position.
+        h_p of every input and upper position; -1 where there is no column (padding).
     lower_words : LongTensor of shape (N, P_lower)
     index : ndarray of shape (P_upper, F), int64
         R(p) of every upper position as lower positions padded with ``P_lower``
@@ -39,20 +40,22 @@ def cooccurrence_counts(
     ndarray of shape (k_upper, k_lower), int64
     """
     n, p_lower = lower_words.shape
-    counts = torch.zeros(k_upper * (k_lower + 1), dtype=torch.int64)
+    counts = torch.zeros((k_upper + 1) * (k_lower + 1), dtype=torch.int64)  # row k_upper, column k_lower: no word
     if n == 0:
-        return counts.reshape(k_upper, k_lower + 1)[:, :k_lower].numpy()
+        return counts.reshape(k_upper + 1, k_lower + 1)[:k_upper, :k_lower].numpy()
     field = torch.as_tensor(index, dtype=torch.int64)
     chunk = max(1, _ENTRIES // max(field.numel(), 1))
     pad = torch.full((1, 1), k_lower, dtype=torch.int64)
     for start in range(0, n, chunk):
         low = lower_words[start : start + chunk].to("cpu", torch.int64)
         up = upper_words[start : start + chunk].to("cpu", torch.int64)
+        low = torch.where(low < 0, k_lower, low)
+        up = torch.where(up < 0, k_upper, up)
         padded = torch.cat([low, pad.expand(len(low), 1)], dim=1)  # position P_lower holds the pad word k_lower
         gathered = padded[:, field]  # (B, P_upper, F)
         codes = up[:, :, None] * (k_lower + 1) + gathered
         counts += torch.bincount(codes.flatten(), minlength=counts.numel())
-    return counts.reshape(k_upper, k_lower + 1)[:, :k_lower].numpy()
+    return counts.reshape(k_upper + 1, k_lower + 1)[:k_upper, :k_lower].numpy()
 
 
 def transition_table(counts: np.ndarray) -> np.ndarray:

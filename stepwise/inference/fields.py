@@ -20,74 +20,90 @@ import torch
 from torch import Tensor, nn
 
 from stepwise.core.hooks import StopForward, analysis_mode, hooked, run_model
+from stepwise.core.inputs import Batch, KeywordInputs
 from stepwise.core.levels import INPUT, LevelInfo
 
-from .columns import Level
+from .columns import Level, positions_of
 
-__all__ = ["field_boxes", "field_index", "receptive_field"]
+__all__ = ["field_boxes", "field_index", "input_boxes", "receptive_field"]
 
 _CHUNK = 256  # lower positions probed per forward pass
 
 
-def _with_nans(values: Tensor, positions: Tensor) -> Tensor:
-    """Copies of ``values`` (1, C, *spatial) or (1, D), copy b with NaN at position ``positions[b]`` in every channel."""
+def _with_nans(values: Tensor, positions: Tensor, tokens: bool = False) -> Tensor:
+    """Copies of ``values`` (1, C, *spatial) or (1, D), copy b with NaN at position ``positions[b]`` in every channel;
+    with ``tokens``, of (1, T, D) with NaN in every unit of token ``positions[b]``."""
     b = len(positions)
     out = values.expand(b, *values.shape[1:]).clone()
     if out.dim() == 2:
         out.fill_(float("nan"))
+        return out
+    if tokens:
+        out[torch.arange(b), positions] = float("nan")
         return out
     flat = out.view(b, out.shape[1], -1)
     flat[torch.arange(b), :, positions] = float("nan")
     return out
 
 
-def receptive_field(model: nn.Module, example: Tensor, lower: Level, upper: Level) -> np.ndarray:
+def receptive_field(model: nn.Module, example: Batch, lower: Level, upper: Level) -> np.ndarray:
     """R(p) for every upper position p, as a boolean matrix.
 
     Parameters
     ----------
     model : torch.nn.Module
-    example : Tensor of shape (1, ...)
-        One input on the model's device; the field does not depend on its values, only on what the model computes.
+    example : Tensor of shape (1, ...) or KeywordInputs of one input
+        One input on the model's device; the field does not depend on its values, only on what the model computes
+        (and, for token levels, on its number of tokens T: the positions are its T tokens, padding included).
     lower, upper : Level
         Two levels, ``lower`` below ``upper``; ``lower`` may be ``input``.
 
     Returns
     -------
-    ndarray of shape (upper.positions, lower.positions), bool
+    ndarray of shape (upper positions, lower positions), bool
         ``field[p, q]`` is True when lower position q enters upper position p; positions row-major.
     """
-    field = np.zeros((upper.positions, lower.positions), dtype=bool)
+    p_upper, p_lower = positions_of(upper, example), positions_of(lower, example)
+    field = np.zeros((p_upper, p_lower), dtype=bool)
     with analysis_mode(model, owner="InferenceGraphs", warn=False), torch.no_grad():
-        for start in range(0, lower.positions, _CHUNK):
-            positions = torch.arange(start, min(start + _CHUNK, lower.positions), device=example.device)
-            reached = _upper_nans(model, example, positions, lower.info, upper.info)
+        for start in range(0, p_lower, _CHUNK):
+            positions = torch.arange(start, min(start + _CHUNK, p_lower), device=example.device)
+            reached = _upper_nans(model, example, positions, lower, upper)
             field[:, start : start + len(positions)] = reached.T.cpu().numpy()
     return field
 
 
-def _upper_nans(model: nn.Module, example: Tensor, positions: Tensor, lower: LevelInfo, upper: LevelInfo) -> Tensor:
+def _copies(example: Batch, b: int) -> Batch:
+    """``b`` copies of one input."""
+    if isinstance(example, KeywordInputs):
+        return example[torch.zeros(b, dtype=torch.int64)]
+    return example.expand(b, *example.shape[1:]).clone()
+
+
+def _upper_nans(model: nn.Module, example: Batch, positions: Tensor, lower: Level, upper: Level) -> Tensor:
     """(B, upper positions): which upper positions are NaN in copy b, whose lower position b was made NaN."""
     captured: list[Tensor] = []
     b = len(positions)
-    batch = example.expand(b, *example.shape[1:]).clone()
+    batch = _copies(example, b)
     forward: list[tuple[nn.Module, Callable]] = []
     if lower.name == INPUT:
+        assert isinstance(example, Tensor)  # keyword inputs have no input level
         batch = _with_nans(example, positions)
     else:
-        assert lower.module is not None  # resolved levels: only input, softmax and output have no module
+        module = lower.info.module
+        assert module is not None  # resolved levels: only input, softmax and output have no module
 
         def replace(module: nn.Module, args: tuple, output: Tensor) -> Tensor:
-            return _with_nans(output[:1].detach(), positions)
+            return _with_nans(output[:1].detach(), positions, lower.tokens)
 
-        forward.append((lower.module, replace))
-    if upper.module is not None:
+        forward.append((module, replace))
+    if upper.info.module is not None:
 
         def store(module: nn.Module, args: tuple, output: Tensor) -> None:
             captured.append(output.detach().clone())
             raise StopForward
 
-        forward.append((upper.module, store))
+        forward.append((upper.info.module, store))
     with hooked(forward=forward):
         try:
             output = run_model(model, batch)
@@ -95,6 +111,8 @@ def _upper_nans(model: nn.Module, example: Tensor, positions: Tensor, lower: Lev
         except StopForward:
             pass
     reached = captured[0]
+    if upper.tokens:
+        return torch.isnan(reached).any(2)
     return (
         torch.isnan(reached.reshape(b, reached.shape[1], -1)).any(1)
         if reached.dim() > 2
@@ -141,3 +159,24 @@ def field_boxes(field: np.ndarray, spatial: tuple[int, ...]) -> np.ndarray:
     boxes[:, 2] = h - rows[:, ::-1].argmax(1)
     boxes[:, 3] = w - cols[:, ::-1].argmax(1)
     return boxes
+
+
+def input_boxes(model: nn.Module, example: Batch, levels: list[Level]) -> dict[str, np.ndarray] | None:
+    """Each level position's receptive field in the input pixels, as :func:`field_boxes`, for image inputs (C, H, W);
+    ``None`` for other inputs.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    example : Tensor of shape (1, C, H, W), or another input of one
+    levels : list of Level
+
+    Returns
+    -------
+    dict of str to ndarray of shape (positions, 4), int64, or None
+    """
+    if not isinstance(example, Tensor) or example.dim() != 4:
+        return None
+    shape = tuple(example.shape[1:])
+    pixels = Level(LevelInfo(INPUT, None, shape, 1))
+    return {level.name: field_boxes(receptive_field(model, example, pixels, level), shape[1:]) for level in levels}

@@ -33,12 +33,19 @@ def _image(tensor: torch.Tensor) -> np.ndarray:
     return x[0] if x.shape[0] == 1 else np.moveaxis(x[:3], 0, -1)
 
 
-def _patch(ax: Axes, ig: InferenceGraphs, rep: Any) -> None:
+def _patch(ax: Axes, ig: InferenceGraphs, rep: Any, level: str) -> None:
     from matplotlib.patches import Rectangle
 
-    image = _image(ig._validation[rep.input])
     ax.set_xticks([])
     ax.set_yticks([])
+    validation = ig.validation_inputs_
+    if not isinstance(validation, torch.Tensor):  # a sentence: its number, the token and its id
+        ids = validation.primary[rep.input]
+        on_tokens = ig.validation_words_[level].shape[1] == validation.shape[1]  # a position per token
+        token = f"\ntoken {rep.position}\nid {int(ids[rep.position])}" if on_tokens else ""
+        ax.text(0.5, 0.5, f"sentence {rep.input}{token}", ha="center", va="center", fontsize=6)
+        return
+    image = _image(validation[rep.input])
     if rep.box is None:
         ax.imshow(image, cmap="gray", vmin=0, vmax=1)
         return
@@ -57,7 +64,8 @@ def plot_inference_graph(
     """Draw an inference graph level by level, top level on top, each word as its ``k`` most typical patches.
 
     Patches come from the validation inputs of the fit: the whole image with the column's receptive field boxed in
-    red (images of at most 64 pixels a side, or fields covering half the image or more), else the field's crop. Edges are drawn by their
+    red (images of at most 64 pixels a side, or fields covering half the image or more), else the field's crop; for
+    sentences, the sentence's number, the token's position and its id. Edges are drawn by their
     log ratio (paper Fig. 5): hidden when <= 0, grey when in (0, 1], green and thicker when > 1, labelled with the
     frequency of the lower word in the upper word's fields and the log ratio.
 
@@ -98,7 +106,7 @@ def plot_inference_graph(
             for j, rep in enumerate(reps):
                 pw = width * 0.92 / k
                 ax = fig.add_axes((x0 + j * pw, y_top - height, pw * 0.95, height * 0.8))
-                _patch(ax, ig, rep)
+                _patch(ax, ig, rep, name)
             title = f"{name}:{word}\nsize {node['size']}, score {node['score']:.3g}"
             canvas.text(x0 + width * 0.46, y_top - height * 0.15, title, ha="center", va="bottom", fontsize=8)
             centres[f"{name}:{word}"] = (x0 + width * 0.46, y_top + height * 0.35 / 0.55 * 0.25, y_top - height)

@@ -4,7 +4,6 @@ a class or an image (paper 001, "Inference Graphs for CNN Interpretation")."""
 from __future__ import annotations
 
 
-import numbers
 from collections.abc import Mapping, Sequence
 from os import PathLike
 from typing import TYPE_CHECKING, Any
@@ -15,17 +14,26 @@ from torch import Tensor, nn
 
 from stepwise._version import __version__
 from stepwise.core.hooks import model_device_dtype
-from stepwise.core.inputs import KeywordInputs, check_batch
+from stepwise.core.inputs import Batch, check_batch, input_signature
 from stepwise.core.validation import check_bool, check_float, check_int, check_option, unknown_name_message
 
-from .checks import NotFittedError, check_labels, check_levels, check_seed, numbers_of_words, resolve
-from .columns import CACHE_BYTES, ColumnSource, Level, auto_batch_size
+from .checks import (
+    NotFittedError,
+    check_labels,
+    check_levels,
+    check_like,
+    check_seed,
+    check_target,
+    numbers_of_words,
+    resolve,
+)
+from .columns import CACHE_BYTES, ColumnSource, Level, auto_batch_size, positions_of
 from .cooccurrence import cooccurrence_counts, transition_table
-from .fields import field_boxes, field_index, receptive_field
+from .fields import field_index, input_boxes, receptive_field
 from .gmm import DiagonalGMM, class_gmm
 from .graph_building import build_graph
 from .hmm import HMM, rectified_log_emissions, soft_transitions, viterbi_paths
-from .training import FitReport, fit_discriminative, fit_generative, initial_gmms
+from .training import FitReport, fit_discriminative, fit_generative, initial_gmms, pooled
 from .typical import Representative, TypicalColumns, log_odds
 
 if TYPE_CHECKING:
@@ -40,23 +48,13 @@ _OWNER = "InferenceGraphs"
 LOSSES = ("generative", "discriminative")
 
 
-def _tensor_batch(inputs: object, model: nn.Module, what: str) -> Tensor:
-    """:func:`~stepwise.core.inputs.check_batch`, refusing keyword inputs: the columns of a token level would
-    include the padding tokens."""
-    x = check_batch(inputs, model, what)
-    if isinstance(x, KeywordInputs):
-        raise TypeError(
-            f"InferenceGraphs takes {what} as one tensor (N, ...), not a dict: the columns of token levels would "
-            "include the padding. StepwiseSensitivity, DecisionPaths and ActivationSorter average over real tokens."
-        )
-    return x
-
-
 class InferenceGraphs:
     """Inference graphs of a CNN or an MLP (paper 001).
 
     Every analysed level's activity is modelled by a Gaussian mixture with diagonal covariances: each spatial column
-    of a conv level (N, C, H, W), or the vector of a dense level (N, D), belongs to one of K visual words. On top,
+    of a conv level (N, C, H, W), each real token's vector of a token level (N, T, D) of keyword inputs (a
+    transformer's; padding is no column), or the vector of a dense level (N, D), belongs to one of K visual words.
+    On top,
     the class output (``softmax``) has the paper's fixed mixture, word m = "predicted class m". Words of consecutive
     levels are related by their co-occurrence inside receptive fields (Eq. 4), and Algorithm 1 picks, level by level
     downward, the words that best explain the chosen words above (Eq. 16).
@@ -162,52 +160,61 @@ class InferenceGraphs:
             )
         return up, low
 
-    def _source(self, inputs: Tensor, levels: Sequence[Level], label: str, *, passes: int = 1) -> ColumnSource:
+    def _source(self, inputs: Batch, levels: Sequence[Level], label: str, *, passes: int = 1) -> ColumnSource:
         """Columns of ``inputs``, kept in memory after the first pass when read more than once (and they fit)."""
         bar = label if self.progress else None
         return ColumnSource(self.model, inputs, levels, batch_size=self._batch_size, device=self._model_device,
                             dtype=self._dtype, progress=bar, cache_bytes=CACHE_BYTES if passes > 1 else 0,
                             target=self._device)  # fmt: skip
 
-    def _checked(self, inputs: object, method: str, what: str = "inputs") -> Tensor:
+    def _checked(self, inputs: object, method: str, what: str = "inputs") -> Batch:
         self._check_fitted(method)
-        x = _tensor_batch(inputs, self.model, what)
-        if tuple(x.shape[1:]) != self._input_shape:
-            raise ValueError(
-                f"{what} have shape {tuple(x.shape[1:])} per input, but the model was fitted on inputs of shape "
-                f"{self._input_shape}: pass inputs shaped as those given to fit."
-            )
-        return x
+        return check_like(check_batch(inputs, self.model, what), self._signature, what, "the inputs given to fit")
 
-    def _assign(self, level: Level, columns: Tensor, *, keys: bool = False) -> tuple[Tensor, Tensor, Tensor | None]:
-        """Posteriors (B, P, K), words (B, P) and, with ``keys``, the log-odds keys (B, P) of a batch of columns."""
+    def _assign(
+        self, level: Level, columns: Tensor, mask: Tensor | None, *, keys: bool = False
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Posteriors (B, P, K), words (B, P) and, with ``keys``, the log-odds keys (B, P) of a batch of columns;
+        on a token level with a mask (B, P), the padding has posteriors 0, word -1 and key -inf."""
         b, p, d = columns.shape
         joint = self.gmms_[level.name].log_joint(columns.reshape(-1, d).to(self._device))
         posteriors = torch.softmax(joint, dim=1)
         words = posteriors.argmax(1)
         key = log_odds(joint, words).reshape(b, p) if keys else None
-        return posteriors.reshape(b, p, -1), words.reshape(b, p), key
+        posteriors, words = posteriors.reshape(b, p, -1), words.reshape(b, p)
+        if level.tokens and mask is not None:
+            padding = ~mask.to(words.device)
+            posteriors = posteriors.masked_fill(padding[:, :, None], 0.0)
+            words = words.masked_fill(padding, -1)
+            key = None if key is None else key.masked_fill(padding, float("-inf"))
+        return posteriors, words, key
 
     def _shaped(self, level: Level, values: Tensor) -> Tensor:
-        """(N, P, ...) -> (N, ..., *spatial) for conv levels, (N, ...) for dense levels."""
+        """(N, P, ...) -> (N, ..., *spatial) for conv levels, (N, T, ...) for token levels, (N, ...) for dense
+        levels."""
         if level.dense:
             return values[:, 0]
+        if level.tokens:
+            return values
         moved = values.movedim(1, -1) if values.dim() == 3 else values
         return moved.reshape(*moved.shape[:-1], *level.spatial)
 
     # ------------------------------------------------------------------------------------------ fitting
 
-    def fit(self, inputs: Tensor, labels: Any = None, *, validation: Tensor | None = None) -> InferenceGraphs:
+    def fit(self, inputs: Any, labels: Any = None, *, validation: Any = None) -> InferenceGraphs:
         """Fit the mixtures on ``inputs`` and count the transitions on ``validation``.
 
         Parameters
         ----------
-        inputs : Tensor of shape (N, ...)
-            The training inputs of the mixtures.
+        inputs : Tensor of shape (N, ...), or dict of tensors (N, T, ...)
+            The training inputs of the mixtures; a dict (a tokenizer's output) is passed to the model as keyword
+            arguments, and its token mask (``attention_mask``, see :class:`~stepwise.core.inputs.KeywordInputs`)
+            keeps the padding out of every token level.
         labels : Tensor or sequence of int of shape (N,), optional
             Class indices; needed by ``loss='discriminative'``.
-        validation : Tensor of shape (N_V, ...), optional
-            The inputs of the co-occurrence tables (Eq. 4) and the representatives; ``inputs`` by default.
+        validation : Tensor of shape (N_V, ...), or dict of tensors, optional
+            The inputs of the co-occurrence tables (Eq. 4) and the representatives; ``inputs`` by default. Token
+            ids may have another length T than those of ``inputs``.
 
         Returns
         -------
@@ -220,19 +227,15 @@ class InferenceGraphs:
             Before the long work: NaN or Inf inputs, validation inputs of another shape, missing labels for the
             discriminative loss, an unknown level, fewer columns than words.
         """
-        x = _tensor_batch(inputs, self.model, "inputs")
+        x = check_batch(inputs, self.model, "inputs")
         y = check_labels(labels, len(x))
         if self.loss == "discriminative" and y is None:
             raise ValueError(
                 "loss='discriminative' trains a classifier of the word histograms, so it needs labels: pass "
                 "fit(inputs, labels), or use loss='generative'."
             )
-        v = x if validation is None else _tensor_batch(validation, self.model, "validation")
-        if tuple(v.shape[1:]) != tuple(x.shape[1:]):
-            raise ValueError(
-                f"validation inputs have shape {tuple(v.shape[1:])} per input, but inputs have "
-                f"{tuple(x.shape[1:])}: pass validation inputs shaped as the training inputs."
-            )
+        v = x if validation is None else check_batch(validation, self.model, "validation")
+        check_like(v, input_signature(x), "validation inputs", "the training inputs")
         model_device, dtype = model_device_dtype(self.model)
         self._model_device, self._dtype = model_device, dtype or torch.float32
         self._device = self.device or model_device
@@ -242,10 +245,10 @@ class InferenceGraphs:
                 f"The labels run up to {int(y.max())}, but the model scores {n_classes} classes (0 to "
                 f"{n_classes - 1}): pass labels that index the model's classes."
             )
-        ks = numbers_of_words(self.n_words, levels, len(x), n_classes)
+        ks = numbers_of_words(self.n_words, levels, x, n_classes)
         hidden = [level for level in levels if not level.fixed]
         self._batch_size = self.batch_size or auto_batch_size(levels, torch.empty((), dtype=self._dtype).element_size())
-        self._levels, self._input_shape = levels, tuple(x.shape[1:])
+        self._levels, self._input_shape, self._signature = levels, tuple(x.shape[1:]), input_signature(x)
         generator = torch.Generator().manual_seed(self.seed)
         source = self._source(x, hidden, "columns", passes=self.max_iter + 1)
         report = FitReport()
@@ -266,26 +269,38 @@ class InferenceGraphs:
         self.hmm_ = self._fit_hmm(x) if all(level.dense for level in levels) else None
         return self
 
-    def _words_of(self, inputs: Tensor, label: str, typical: dict[str, TypicalColumns] | None = None) -> dict:
-        """The words of every level of ``inputs``: {level: LongTensor (N, P)} on the CPU."""
-        words = {level.name: torch.empty(len(inputs), level.positions, dtype=torch.int64) for level in self._levels}
-        for start, batch in self._source(inputs, self._levels, label).batches():
+    def _words_of(self, inputs: Batch, label: str, typical: dict[str, TypicalColumns] | None = None) -> dict:
+        """The words of every level of ``inputs``: {level: LongTensor (N, P)} on the CPU, -1 at padding."""
+        words = {level.name: torch.empty(len(inputs), positions_of(level, inputs), dtype=torch.int64)
+                 for level in self._levels}  # fmt: skip
+        source = self._source(inputs, self._levels, label)
+        for start, batch in source.batches():
+            mask = source.mask(start, len(next(iter(batch.values()))))
             for level in self._levels:
-                _, w, keys = self._assign(level, batch[level.name], keys=typical is not None)
+                _, w, keys = self._assign(level, batch[level.name], mask, keys=typical is not None)
                 words[level.name][start : start + len(w)] = w.cpu()
                 if typical is not None and keys is not None:
                     typical[level.name].add(w, keys, start)
         return words
 
-    def _fit_transitions(self, validation: Tensor) -> None:
-        example = validation[:1].to(self._model_device)
+    def _field_indices(self, inputs: Batch) -> dict[tuple[str, str], np.ndarray]:
+        """R(p) of every pair of levels as :func:`field_index` lists, for inputs of this many tokens (the positions
+        of token levels)."""
+        width = tuple(inputs.shape[1:2]) if any(level.tokens for level in self._levels) else ()
+        if width not in self._indices:
+            example = inputs[:1].to(self._model_device)
+            fields = {(up.name, low.name): receptive_field(self.model, example, low, up)
+                      for low, up in zip(self._levels[:-1], self._levels[1:])}  # fmt: skip
+            self._indices[width] = {key: field_index(field) for key, field in fields.items()}
+            if not self.fields_:
+                self.fields_.update(fields)  # those of the validation inputs, the first asked for
+        return self._indices[width]
+
+    def _fit_transitions(self, validation: Batch) -> None:
+        self._indices: dict[tuple[int, ...], dict[tuple[str, str], np.ndarray]] = {}
         self.fields_: dict[tuple[str, str], np.ndarray] = {}
-        self._index: dict[tuple[str, str], np.ndarray] = {}
-        for low, up in zip(self._levels[:-1], self._levels[1:]):
-            field = receptive_field(self.model, example, low, up)
-            self.fields_[(up.name, low.name)] = field
-            self._index[(up.name, low.name)] = field_index(field)
-        self._boxes = self._input_boxes(example)
+        index = self._field_indices(validation)
+        self._boxes = input_boxes(self.model, validation[:1].to(self._model_device), self._levels)
         self._typical = {level.name: TypicalColumns(self.n_words_[level.name]) for level in self._levels}
         self.validation_words_ = self._words_of(validation, "validation", self._typical)
         self._validation = validation
@@ -293,21 +308,9 @@ class InferenceGraphs:
         for low, up in zip(self._levels[:-1], self._levels[1:]):
             key = (up.name, low.name)
             self.cooccurrence_[key] = cooccurrence_counts(
-                self.validation_words_[up.name], self.validation_words_[low.name], self._index[key],
+                self.validation_words_[up.name], self.validation_words_[low.name], index[key],
                 self.n_words_[up.name], self.n_words_[low.name],
             )  # fmt: skip
-
-    def _input_boxes(self, example: Tensor) -> dict[str, np.ndarray] | None:
-        """Each level position's receptive field in the input, as boxes, for image inputs (C, H, W)."""
-        if len(self._input_shape) != 3:
-            return None
-        from stepwise.core.levels import INPUT, LevelInfo
-
-        pixels = Level(LevelInfo(INPUT, None, self._input_shape, 1))
-        boxes = {}
-        for level in self._levels:
-            boxes[level.name] = field_boxes(receptive_field(self.model, example, pixels, level), self._input_shape[1:])
-        return boxes
 
     def _fit_hmm(self, inputs: Tensor) -> HMM:
         posteriors: dict[str, list[Tensor]] = {level.name: [] for level in self._levels}
@@ -315,7 +318,7 @@ class InferenceGraphs:
         for _, batch in self._source(inputs, self._levels, "hmm").batches():
             for level in self._levels:
                 columns = batch[level.name]
-                posteriors[level.name].append(self._assign(level, columns)[0][:, 0].cpu())
+                posteriors[level.name].append(self._assign(level, columns, None)[0][:, 0].cpu())
                 negative[level.name] |= bool((columns < 0).any())
         gamma = [torch.cat(posteriors[level.name]) for level in self._levels]
         gmms = [self.gmms_[level.name] for level in self._levels]
@@ -330,32 +333,35 @@ class InferenceGraphs:
 
     # ------------------------------------------------------------------------------------------ words
 
-    def posteriors(self, inputs: Tensor) -> dict[str, Tensor]:
+    def posteriors(self, inputs: Any) -> dict[str, Tensor]:
         """P(h_p = k | x_p) of every level.
 
         Parameters
         ----------
-        inputs : Tensor of shape (N, ...)
+        inputs : Tensor of shape (N, ...), or dict of tensors (N, T, ...)
 
         Returns
         -------
         dict of str to Tensor
-            Of shape (N, K, H, W) for a conv level, (N, K) for a dense level; on the CPU.
+            Of shape (N, K, H, W) for a conv level, (N, T, K) for a token level (0 at padding), (N, K) for a dense
+            level; on the CPU.
         """
         x = self._checked(inputs, "posteriors")
         parts: dict[str, list[Tensor]] = {name: [] for name in self.levels_}
-        for _, batch in self._source(x, self._levels, "posteriors").batches():
+        source = self._source(x, self._levels, "posteriors")
+        for start, batch in source.batches():
+            mask = source.mask(start, len(next(iter(batch.values()))))
             for level in self._levels:
-                parts[level.name].append(self._assign(level, batch[level.name])[0].cpu())
+                parts[level.name].append(self._assign(level, batch[level.name], mask)[0].cpu())
         return {level.name: self._shaped(level, torch.cat(parts[level.name])) for level in self._levels}
 
-    def words(self, inputs: Tensor) -> dict[str, Tensor]:
+    def words(self, inputs: Any) -> dict[str, Tensor]:
         """The visual word of every column: the argmax of :meth:`posteriors`.
 
         Returns
         -------
         dict of str to LongTensor
-            Of shape (N, H, W) for a conv level, (N,) for a dense level.
+            Of shape (N, H, W) for a conv level, (N, T) for a token level (-1 at padding), (N,) for a dense level.
         """
         x = self._checked(inputs, "words")
         found = self._words_of(x, "words")
@@ -396,8 +402,9 @@ class InferenceGraphs:
         return self.fields_[(up.name, low.name)].copy()
 
     @property
-    def validation_inputs_(self) -> Tensor:
-        """The validation inputs of the fit, shape (N_V, ...): :attr:`Representative.input` indexes them."""
+    def validation_inputs_(self) -> Batch:
+        """The validation inputs of the fit, (N_V, ...) or keyword inputs: :attr:`Representative.input` indexes
+        them."""
         self._check_fitted("validation_inputs_")
         return self._validation
 
@@ -423,12 +430,12 @@ class InferenceGraphs:
 
     # ------------------------------------------------------------------------------------------ graphs
 
-    def class_graph(self, inputs: Tensor, target: int, *, z: int = 3) -> InferenceGraph:
+    def class_graph(self, inputs: Any, target: int, *, z: int = 3) -> InferenceGraph:
         """The inference graph of a class (Algorithm 1) over the given inputs the model predicts as ``target``.
 
         Parameters
         ----------
-        inputs : Tensor of shape (N, ...)
+        inputs : Tensor of shape (N, ...), or dict of tensors (N, T, ...)
         target : int
             A class the model scores.
         z : int, default=3
@@ -440,7 +447,7 @@ class InferenceGraphs:
         """
         z = check_int(z, "z", "InferenceGraphs.class_graph", low=1)
         self._check_fitted("class_graph")
-        target = self._check_target(target)
+        target = check_target(target, self.n_classes_)
         x = self._checked(inputs, "class_graph")
         words = self._words_of(x, "class graph")
         chosen = (words[self.levels_[-1]][:, 0] == target).nonzero().flatten()
@@ -449,14 +456,14 @@ class InferenceGraphs:
                 f"The model predicts class {target} for none of the {len(x)} inputs: pass inputs of that class."
             )
         omega = {name: w[chosen] for name, w in words.items()}
-        return self._graph(omega, target, z, "class")
+        return self._graph(omega, self._field_indices(x), target, z, "class")
 
-    def image_graph(self, x: Tensor, *, z: int = 3) -> InferenceGraph:
+    def image_graph(self, x: Any, *, z: int = 3) -> InferenceGraph:
         """The inference graph of one input (Omega = {x}), for the class the model predicts for it.
 
         Parameters
         ----------
-        x : Tensor of shape (1, ...) or one input without the batch dimension
+        x : Tensor of shape (1, ...) or one input without the batch dimension, or dict of tensors (1, T, ...)
         z : int, default=3
 
         Returns
@@ -471,24 +478,16 @@ class InferenceGraphs:
         if len(batch) != 1:
             raise ValueError(f"image_graph explains one input; got {len(batch)}. Pass x[i], or use class_graph.")
         words = self._words_of(batch, "image graph")
-        return self._graph(words, int(words[self.levels_[-1]][0, 0]), z, "image")
+        return self._graph(words, self._field_indices(batch), int(words[self.levels_[-1]][0, 0]), z, "image")
 
-    def _check_target(self, target: object) -> int:
-        if isinstance(target, bool) or not isinstance(target, numbers.Integral):
-            raise TypeError(f"target must be an int class; got {target!r} ({type(target).__name__}).")
-        if not 0 <= int(target) < self.n_classes_:
-            raise ValueError(
-                f"target={target}, but the model scores {self.n_classes_} classes (0 to {self.n_classes_ - 1}): "
-                "pass one of them."
-            )
-        return int(target)
-
-    def _graph(self, omega: dict[str, Tensor], target: int, z: int, scope: str) -> InferenceGraph:
+    def _graph(
+        self, omega: dict[str, Tensor], index: dict[tuple[str, str], np.ndarray], target: int, z: int, scope: str
+    ) -> InferenceGraph:
         q = {}
         for low, up in zip(self.levels_[:-1], self.levels_[1:]):
-            q[(up, low)] = cooccurrence_counts(omega[up], omega[low], self._index[(up, low)], self.n_words_[up],
+            q[(up, low)] = cooccurrence_counts(omega[up], omega[low], index[(up, low)], self.n_words_[up],
                                                self.n_words_[low])  # fmt: skip
-        sizes = {name: np.bincount(w.flatten().numpy(), minlength=self.n_words_[name]) for name, w in omega.items()}
+        sizes = {name: np.bincount(w[w >= 0].numpy(), minlength=self.n_words_[name]) for name, w in omega.items()}
         attrs = {"scope": scope, "model": type(self.model).__name__, "loss": self.loss, "version": __version__,
                  "seed": self.seed, "n_words": dict(self.n_words_)}  # fmt: skip
         return build_graph(self.levels_, target, z, q, self.cooccurrence_, sizes, len(omega[self.levels_[0]]), attrs)
@@ -500,12 +499,12 @@ class InferenceGraphs:
         if self.hmm_ is None:
             conv = [level.name for level in self._levels if not level.dense]
             raise ValueError(
-                f"{what} needs dense levels (N, D) only, as in an MLP, but {conv} are conv levels with spatial "
-                "positions: model only dense levels (levels=[...]), or use class_graph and image_graph."
+                f"{what} needs dense levels (N, D) only, as in an MLP, but {conv} have positions (conv maps or "
+                "tokens): model only dense levels (levels=[...]), or use class_graph and image_graph."
             )
         return self.hmm_
 
-    def log_emissions(self, inputs: Tensor) -> dict[str, Tensor]:
+    def log_emissions(self, inputs: Any) -> dict[str, Tensor]:
         """log p(x^l | h^l = k) of every dense level under its rectified diagonal Gaussians.
 
         Returns
@@ -523,7 +522,7 @@ class InferenceGraphs:
                 ))  # fmt: skip
         return {name: torch.cat(p) for name, p in parts.items()}
 
-    def viterbi(self, inputs: Tensor) -> Tensor:
+    def viterbi(self, inputs: Any) -> Tensor:
         """The MAP word path of every input under the level HMM (Eq. 17).
 
         Returns
@@ -538,8 +537,9 @@ class InferenceGraphs:
 
     # ------------------------------------------------------------------------------------------ measures, figures
 
-    def histograms(self, inputs: Tensor, level: str) -> Tensor:
-        """Each input's word histogram at a level: its posteriors averaged over positions (global pooling).
+    def histograms(self, inputs: Any, level: str) -> Tensor:
+        """Each input's word histogram at a level: its posteriors averaged over positions (global pooling), over
+        the real tokens on a token level.
 
         Returns
         -------
@@ -548,8 +548,11 @@ class InferenceGraphs:
         x = self._checked(inputs, "histograms")
         found = self._level(level)
         parts = []
-        for _, batch in self._source(x, [found], "histograms").batches():
-            parts.append(self._assign(found, batch[found.name])[0].mean(1).cpu().to(torch.float64))
+        source = self._source(x, [found], "histograms")
+        for start, batch in source.batches():
+            columns = batch[found.name]
+            mask = source.mask(start, len(columns)) if found.tokens else None
+            parts.append(pooled(self._assign(found, columns, mask)[0], mask).cpu().to(torch.float64))
         return torch.cat(parts)
 
     def histogram_error(self, level: str, train: tuple[Tensor, Any], test: tuple[Tensor, Any]) -> float:

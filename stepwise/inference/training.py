@@ -15,10 +15,18 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from .columns import ColumnSource, Level
+from .columns import ColumnSource, Level, count_columns, real_columns
 from .gmm import DiagonalGMM, EMStatistics, em_step_statistics, em_update
 
-__all__ = ["MIN_STD_FRACTION", "VARIANCE_COLUMNS", "FitReport", "fit_discriminative", "fit_generative", "initial_gmms"]
+__all__ = [
+    "MIN_STD_FRACTION",
+    "VARIANCE_COLUMNS",
+    "FitReport",
+    "fit_discriminative",
+    "fit_generative",
+    "initial_gmms",
+    "pooled",
+]
 
 #: Columns whose per-dimension variance initialises every component (the paper: 1,000 random examples).
 VARIANCE_COLUMNS = 1000
@@ -37,6 +45,15 @@ class FitReport:
     converged: dict[str, bool] = field(default_factory=dict)
     log_likelihood: dict[str, list[float]] = field(default_factory=dict)
     cross_entropy: dict[str, list[float]] = field(default_factory=dict)
+
+
+def pooled(posteriors: Tensor, mask: Tensor | None) -> Tensor:
+    """Each input's word histogram: its posteriors (B, P, K) averaged over the positions, or over the real tokens of
+    ``mask`` (B, P); shape (B, K)."""
+    if mask is None:
+        return posteriors.mean(1)
+    weights = mask.to(posteriors.dtype)
+    return (posteriors * weights[:, :, None]).sum(1) / weights.sum(1, keepdim=True)
 
 
 def _draw(total: int, k: int, generator: torch.Generator) -> Tensor:
@@ -65,18 +82,20 @@ def initial_gmms(
     """
     wanted = {}
     for level in levels:
-        total = source.n_inputs * level.positions
+        total = count_columns(level, source.inputs)
         wanted[level.name] = (
             _draw(total, ks[level.name], generator),
             _draw(total, min(VARIANCE_COLUMNS, total), generator),
         )
     picked: dict[str, list[Tensor]] = {}  # the gathered columns, (K, D) and (V, D)
     found: dict[str, list[list[tuple[Tensor, Tensor]]]] = {name: [[], []] for name in wanted}
+    seen = dict.fromkeys(wanted, 0)  # columns of the batches before, per level
     for start, batch in source.batches():
         for level in levels:
             columns = batch[level.name]
-            low, high = start * level.positions, (start + len(columns)) * level.positions
-            flat = columns.reshape(-1, columns.shape[-1])
+            flat = real_columns(level, columns, source.mask(start, len(columns)))
+            low = seen[level.name]
+            high = seen[level.name] = low + len(flat)
             for j, index in enumerate(wanted[level.name]):
                 inside = ((index >= low) & (index < high)).nonzero().flatten()
                 if len(inside):
@@ -126,10 +145,11 @@ def fit_generative(
         if not active:
             break
         stats = {level.name: EMStatistics.zeros(gmms[level.name]) for level in active}
-        for _, batch in source.batches():
+        for start, batch in source.batches():
             for level in active:
                 columns = batch[level.name]
-                em_step_statistics(gmms[level.name], columns.reshape(-1, columns.shape[-1]), stats[level.name])
+                flat = real_columns(level, columns, source.mask(start, len(columns)))
+                em_step_statistics(gmms[level.name], flat, stats[level.name])
         still = []
         for level in active:
             name = level.name
@@ -163,10 +183,10 @@ class _Discriminative(nn.Module):
         variances = self.log_var.exp().clamp_min(floor)
         return DiagonalGMM(self.means * self.scale, variances, torch.softmax(self.logits, 0))
 
-    def forward(self, columns: Tensor, floor: float) -> Tensor:
+    def forward(self, columns: Tensor, floor: float, mask: Tensor | None) -> Tensor:
         b, p, d = columns.shape
         posteriors = self.gmm(floor).posteriors(columns.reshape(-1, d)).reshape(b, p, -1)
-        return self.classifier(posteriors.mean(1))  # the word histogram by global average pooling
+        return self.classifier(pooled(posteriors, mask))  # the word histogram by global average pooling
 
 
 def fit_discriminative(
@@ -206,7 +226,8 @@ def fit_discriminative(
                 for level in levels:
                     name = level.name
                     optimisers[name].zero_grad()
-                    loss = nn.functional.cross_entropy(modules[name](batch[name], floors[name]), y)
+                    mask = source.mask(start, len(y)) if level.tokens else None
+                    loss = nn.functional.cross_entropy(modules[name](batch[name], floors[name], mask), y)
                     loss.backward()
                     optimisers[name].step()
                     totals[name] += float(loss.detach()) * len(y)

@@ -317,16 +317,29 @@ KEYWORD_INPUTS = {
         "padding would change the values: pass reduce='mean'",
         probes=1,
     ),
-    "InferenceGraphs.fit: a dict of token ids": _keyword(
-        lambda b: stepwise.InferenceGraphs(b.model, BERT_LEVELS[1:3]).fit(tokens()),
+    "InferenceGraphs.fit: validation inputs a tensor, the inputs a dict": _keyword(
+        lambda b: stepwise.InferenceGraphs(b.model, BERT_LEVELS[1:3]).fit(tokens(), validation=b.inputs),
         TypeError,
-        "not a dict: the columns of token levels would include the padding",
+        "validation inputs are a tensor, but the training inputs were a dict of tensors: pass a dict with the same "
+        "keys",
+    ),
+    "InferenceGraphs.fit: more words than real tokens": _keyword(
+        lambda b: stepwise.InferenceGraphs(b.model, BERT_LEVELS[1:3], n_words=10_000).fit(tokens()),
+        ValueError,
+        "is more words than its",
+        probes=1,
     ),
     "rank_neurons: token ids, which cannot be perturbed": _keyword(
         lambda b: perturb.rank_neurons(b.model, one_sentence(), BERT_LEVELS[1:3], target=0, n_samples=N_INPUTS),
         ValueError,
         "cannot perturb token ids, which take no noise: name the module whose output the multiplicative noise goes "
         "into, the token embeddings, with input_level",
+    ),
+    "rank_many: sentences without the level that takes the noise": _keyword(
+        lambda b: perturb.rank_many(b.model, tokens(), [0] * N_INPUTS, levels=BERT_LEVELS[1:3]),
+        ValueError,
+        "rank_many cannot perturb token ids, which take no noise: name the module whose output the multiplicative "
+        "noise goes into",
     ),
     "rank_neurons: a dict of several sentences": _keyword(
         lambda b: perturb.rank_neurons(b.model, tokens(), target=0, input_level=BERT_LEVELS[0]),

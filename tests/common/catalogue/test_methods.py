@@ -220,12 +220,12 @@ INFERENCE_FITTED = {
     "viterbi on conv levels": (
         lambda ig, x: ig.viterbi(x),
         ValueError,
-        "needs dense levels (N, D) only, as in an MLP, but ['1', '4'] are conv levels",
+        "needs dense levels (N, D) only, as in an MLP, but ['1', '4'] have positions (conv maps or tokens)",
     ),
     "words of inputs of another shape": (
         lambda ig, x: ig.words(torch.zeros(3, 3, 9, 9)),
         ValueError,
-        "pass inputs shaped as those given to fit",
+        "pass inputs shaped as the inputs given to fit",
     ),
     "posteriors of inputs with an Inf": (
         lambda ig, x: ig.posteriors(with_value(x, 7, float("inf"))),
