@@ -13,10 +13,10 @@ from torch import Tensor, nn
 
 from stepwise.core.executors import KeyFailures, check_executor, run_per_key
 from stepwise.core.hooks import analysis_mode
-from stepwise.core.inputs import single_input
+from stepwise.core.inputs import Batch, KeywordInputs, as_batch
 from stepwise.core.validation import check_bool, check_float, check_int, check_option
 
-from ._inputs import resolve_ranked
+from ._inputs import analysis_input, resolve_ranked
 from .ranking import OUTPUTS, NeuronRanking, rank_neurons
 
 __all__ = ["rank_many"]
@@ -24,7 +24,7 @@ __all__ = ["rank_many"]
 _OWNER = "perturb.rank_many"
 
 
-def _rank_one(job: dict[str, Any], index: int, item: tuple[Tensor, int]) -> NeuronRanking:
+def _rank_one(job: dict[str, Any], index: int, item: tuple[Batch, int]) -> NeuronRanking:
     """One input's ranking, without the model it was computed on (the caller has it)."""
     image, target = item
     ranking = rank_neurons(job["model"], image, job["levels"], target=target, **job["options"])
@@ -47,10 +47,11 @@ def _check_targets(targets: object, n_inputs: int) -> list[int]:
 
 def rank_many(
     model: nn.Module,
-    images: Tensor,
+    images: Any,
     targets: Sequence[int] | Tensor,
     *,
     levels: Sequence[str] | None = None,
+    input_level: str | None = None,
     executor: object = None,
     n_samples: int = 50,
     sigma: float = 0.1,
@@ -71,12 +72,16 @@ def rank_many(
     model : torch.nn.Module
         A classifier returning scores of shape (N, C). With an executor, it is pickled once and sent to the
         workers: its class must be importable there.
-    images : Tensor of shape (N, ...)
-        One input per row.
+    images : Tensor of shape (N, ...), or dict of tensors (N, T, ...)
+        One input per row; a dict (a tokenizer's output, see :class:`~stepwise.core.inputs.KeywordInputs`) holds
+        one sentence per row, each ranked without its padding.
     targets : sequence of int or Tensor of shape (N,)
         The class followed for each input, in [0, C).
     levels : list of str, optional
         As in :func:`perturb.rank_neurons`.
+    input_level : str, optional
+        For sentences: the module whose output takes the noise, the token embeddings, as in
+        :func:`perturb.rank_neurons`.
     executor : None, concurrent.futures.Executor or distributed.Client, optional
         ``None`` ranks the inputs one after the other in this process; an executor runs one task per input.
     n_samples, sigma, threshold, output, batch_size
@@ -112,10 +117,12 @@ def rank_many(
     if not isinstance(model, nn.Module):
         raise TypeError(f"The 'model' parameter of {_OWNER} must be a torch.nn.Module. Got {type(model).__name__}.")
     pool = check_executor(executor, _OWNER)
-    if not isinstance(images, Tensor) or images.dim() < 2 or len(images) == 0:
+    images = as_batch(images)
+    if not isinstance(images, (Tensor, KeywordInputs)) or images.dim() < 2 or len(images) == 0:
         raise TypeError(
             f"The 'images' parameter of {_OWNER} must be a Tensor of shape (N, ...) holding one input per row, "
-            f"N >= 1. Got {type(images).__name__} of shape {tuple(getattr(images, 'shape', ()))} instead."
+            f"N >= 1, or a dict of tensors (N, T). Got {type(images).__name__} of shape "
+            f"{tuple(getattr(images, 'shape', ()))} instead."
         )
     chosen = _check_targets(targets, len(images))
     options = {
@@ -127,9 +134,9 @@ def rank_many(
         "batch_size": None if batch_size is None else check_int(batch_size, "batch_size", _OWNER, low=1),
     }
     check_bool(progress, "progress", _OWNER)
-    x = single_input(images[0], _OWNER, model)
+    first = analysis_input(model, images[0], input_level, _OWNER)
     with analysis_mode(model, owner=_OWNER):
-        _, top = resolve_ranked(model, x, levels)
+        _, top = resolve_ranked(model, first.probe, levels, first.input_level)
     n_classes = top.shape[0] if len(top.shape) == 1 else 0
     wrong = sorted({t for t in chosen if t >= n_classes})
     if wrong:
@@ -137,6 +144,7 @@ def rank_many(
             f"The 'targets' parameter of {_OWNER} names {wrong}, but the model scores {n_classes} classes (0 to "
             f"{n_classes - 1}): pass target classes the model scores."
         )
+    options["input_level"] = input_level
     job = {"model": model, "levels": None if levels is None else list(levels), "options": options}
     try:
         rankings = run_per_key(

@@ -55,3 +55,22 @@ def test_a_padded_sentence_ranks_as_the_sentence_alone(model, batch) -> None:
             a, b = ranking.scores(metric, name), own.scores(metric, name)
             scale = b.nan_to_num(posinf=0).abs().max()
             assert torch.allclose(a, b, rtol=0, atol=1e-9 * float(scale), equal_nan=True), (metric, name)
+
+
+def test_rank_many_ranks_each_sentence_of_a_padded_batch_alone(model, batch) -> None:
+    targets = [0, 2, 1]
+    rankings = perturb.rank_many(model, {k: v[:3] for k, v in batch.items()}, targets, levels=MLP, n_samples=20,
+                                 seed=4, input_level=EMBEDDINGS)  # fmt: skip
+    assert [r.target for r in rankings] == targets
+    for i, ranking in enumerate(rankings):
+        own = perturb.rank_neurons(model, alone(batch, i), MLP, target=targets[i], n_samples=20, seed=4,
+                                   input_level=EMBEDDINGS)  # fmt: skip
+        assert ranking.image.shape == own.image.shape
+        for name in MLP:
+            a, b = ranking.scores("correlation", name), own.scores("correlation", name)
+            assert torch.allclose(a, b, rtol=0, atol=1e-9 * float(b.abs().max()), equal_nan=True)
+
+
+def test_rank_many_of_sentences_needs_the_input_level(model, batch) -> None:
+    with pytest.raises(ValueError, match="cannot perturb token ids"):
+        perturb.rank_many(model, batch, [0] * len(batch["input_ids"]), levels=MLP, n_samples=20)
