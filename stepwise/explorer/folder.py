@@ -170,7 +170,7 @@ def _inference(folder: Path, graphs: dict[str, LayeredGraph]) -> View:
             for row in table.sort_values(["class", "level", "word", "rank"], kind="stable").itertuples(index=False):
                 box = _box(row.box) if isinstance(row.box, str) else None
                 key = f"{row.level}:{int(row.word)}"
-                reps.setdefault(f"class {row[0]}", {}).setdefault(key, []).append((int(row.input), box))
+                reps.setdefault(f"class {row[0]}", {}).setdefault(key, []).append((int(row.input), box, None))
         except (TypeError, ValueError) as error:
             raise _damaged(path, ValueError(f"a row does not hold a word's representative ({error}).")) from error
     images = {n: (png_uri(pixels), side) for n, (pixels, side) in _thumbnails(folder).items()}

@@ -19,8 +19,9 @@ __all__ = ["inference_view"]
 
 def inference_view(
     graphs: Mapping[str, InferenceGraph],
-    representatives: Mapping[str, Mapping[str, Sequence[tuple[int, Box | None]]]] | None = None,
+    representatives: Mapping[str, Mapping[str, Sequence[tuple[int, Box | None, int | None]]]] | None = None,
     images: Mapping[int, Image] | None = None,
+    texts: Mapping[int, Sequence[str]] | None = None,
 ) -> View:
     """The view of some inference graphs.
 
@@ -28,12 +29,14 @@ def inference_view(
     ----------
     graphs : mapping of str to InferenceGraph
         Label (``"class 3"``) to graph.
-    representatives : mapping of str to mapping of str to list of (int, box), optional
+    representatives : mapping of str to mapping of str to list of (int, box, token), optional
         Per graph label, per word key ``"level:word"``, its representatives best first: the validation input's
-        number and the box of the column's receptive field (top, left, bottom, right in input pixels; None for
-        inputs that are not images).
+        number, the box of the column's receptive field (top, left, bottom, right in input pixels; None for
+        inputs that are not images) and the column's token on a token level (else None).
     images : mapping of int to (str, (int, int)), optional
         Per input number its thumbnail and its own height and width.
+    texts : mapping of int to list of str, optional
+        Per input number of a sentence its tokens, shown with the representative token marked.
 
     Returns
     -------
@@ -42,15 +45,16 @@ def inference_view(
     ids = {label: f"inference-{i}" for i, label in enumerate(graphs)}
     representatives = representatives or {}
     used = set()
-    data: dict = {"graphs": {}, "representatives": {}, "images": {}}
+    data: dict = {"graphs": {}, "representatives": {}, "images": {}, "texts": {}}
     drawings = []
     for label, graph in graphs.items():
         gid = ids[label]
         data["graphs"][gid] = graph_data(graph, label)
-        reps = {key: [[int(i), None if box is None else list(box)] for i, box in rows]
+        reps = {key: [[int(i), None if box is None else list(box), None if token is None else int(token)]
+                      for i, box, token in rows]
                 for key, rows in representatives.get(label, {}).items()}  # fmt: skip
         data["representatives"][gid] = reps
-        used.update(i for rows in reps.values() for i, _ in rows)
+        used.update(row[0] for rows in reps.values() for row in rows)
         caption = (
             f"{len(graph.nodes)} words over {graph.attrs.get('n_inputs', '?')} inputs; edges: green when the log2 "
             "ratio of the transition to its frequency elsewhere exceeds 1, grey when in (0, 1]"
@@ -64,6 +68,8 @@ def inference_view(
         if images and number in images:
             uri, (height, width) = images[number]
             data["images"][str(number)] = {"src": uri, "height": height, "width": width}
+        if texts and number in texts:
+            data["texts"][str(number)] = [str(token) for token in texts[number]]
     head = select("inference", [(ids[label], label) for label in graphs], "Graph")
     hint = '<p class="hint">Click a word for its representative patches and the log ratios of its edges.</p>'
     return View("inference", "Inference graphs", head + hint + "".join(drawings), data)

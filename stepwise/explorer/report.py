@@ -89,9 +89,9 @@ def _inference(inference: Any) -> View:
 
     from .inference import inference_view
 
-    ig, graphs = None, inference
-    if isinstance(inference, tuple) and len(inference) == 2 and isinstance(inference[0], InferenceGraphs):
-        ig, graphs = inference
+    ig, graphs, tokens = None, inference, None
+    if isinstance(inference, tuple) and len(inference) in (2, 3) and isinstance(inference[0], InferenceGraphs):
+        ig, graphs, tokens = (*inference, None)[:3]
     elif isinstance(inference, InferenceGraphs):
         raise TypeError(
             "inference takes class graphs: pass (ig, {label: ig.class_graph(inputs, c)}) to show their words' "
@@ -100,20 +100,49 @@ def _inference(inference: Any) -> View:
     graphs = _labelled(graphs, "inference", (InferenceGraph,), lambda g, i: _graph_label(g, i))
     if ig is None:
         return inference_view(graphs)
+    from stepwise.core.inputs import KeywordInputs
+
+    validation = ig.validation_inputs_
+    keyword = isinstance(validation, KeywordInputs)
+    texts = _texts(tokens, validation) if keyword else None
+    width = validation.shape[1] if keyword else None  # a token level has one position per token
+    token_levels = {name for name, words in ig.validation_words_.items() if words.shape[1] == width}
     reps: dict[str, dict[str, list]] = {}
     images = {}
-    validation = ig.validation_inputs_
     for label, graph in graphs.items():
         reps[label] = {}
         for key in graph.nodes:
             level, word = key.rsplit(":", 1)
-            rows = [(r.input, r.box) for r in ig.representatives(level, int(word), k=4)]
+            rows = [(r.input, r.box, r.position if level in token_levels else None)
+                    for r in ig.representatives(level, int(word), k=4)]  # fmt: skip
             reps[label][key] = rows
-            for number, _ in rows:
-                if number not in images:
+            for number, _, _ in rows:
+                if number not in images and not keyword:
                     image = validation[number]
                     images[number] = (png_uri(thumbnail(image)), input_side(image))
-    return inference_view(graphs, reps, images)
+    return inference_view(graphs, reps, images, texts)
+
+
+def _texts(tokens: Any, validation: Any) -> dict[int, list[str]] | None:
+    """The real tokens of each validation sentence as strings, from ``tokens`` (one list of str per sentence)."""
+    if tokens is None:
+        return None
+    if isinstance(tokens, (str, bytes)) or not isinstance(tokens, Sequence) or len(tokens) != len(validation):
+        raise TypeError(
+            f"The third item of inference= gives the tokens of the {len(validation)} validation sentences: one list "
+            "of str per sentence, e.g. [tokenizer.convert_ids_to_tokens(ids) for ids in inputs['input_ids']]."
+        )
+    mask = validation.mask
+    texts = {}
+    for i, sentence in enumerate(tokens):
+        words = [str(t) for t in sentence]
+        length = len(words) if mask is None else int(mask[i].sum())
+        if len(words) < length:
+            raise ValueError(
+                f"Sentence {i} has {length} real tokens but {len(words)} token strings: give one str per token."
+            )
+        texts[i] = words[:length]
+    return texts
 
 
 def _sorter(sorter: Any) -> View:
@@ -153,8 +182,10 @@ def report(
         top 5 neurons by correlation; or the table ``stepwise perturb`` writes.
     paths : DecisionPaths, optional
         Fitted.
-    inference : (InferenceGraphs, graphs), or InferenceGraph, sequence or mapping of them, optional
+    inference : (InferenceGraphs, graphs), (InferenceGraphs, graphs, tokens), or InferenceGraph, sequence or mapping of them, optional
         Class graphs; with the fitted ``InferenceGraphs`` they come from, their words show representative patches.
+        For sentences (keyword inputs), ``tokens`` holds each validation sentence's tokens as strings, and a word's
+        representatives are its sentences with the typical token marked.
     sorter : ActivationSorter, optional
         Fitted.
     title : str, optional

@@ -155,3 +155,25 @@ def test_a_screenshot_of_the_page(opened: object) -> None:
     assert opened.save_screenshot(str(SCREENSHOT))
     pixels = imread(SCREENSHOT)
     assert pixels.shape[0] > 500 and pixels.std() > 0.05  # a page drawn, not a blank one
+
+
+def test_a_word_of_tokens_marks_its_typical_token(browser: object, tmp_path: Path) -> None:
+    """A page of a tiny BERT's inference graphs: a word's representatives are its sentences, the token marked."""
+    pytest.importorskip("transformers", reason="the transformer tests need the transformers package")
+    import stepwise
+    from tests.helpers import sentences, tiny_bert
+
+    model, batch = tiny_bert(), sentences(40)
+    level = "transformer.encoder.layer.0.intermediate"
+    ig = stepwise.InferenceGraphs(model, [level, "pool"], n_words=3, max_iter=5).fit(batch)
+    tokens = [[f"t{int(t)}" for t in ids] for ids in batch["input_ids"]]
+    path = stepwise.report(tmp_path / "page.html", inference=(ig, {"class 0": ig.class_graph(batch, 0, z=2)}, tokens))
+    browser.get(path.resolve().as_uri())
+    word = next(e for e in css(browser, '[data-panel="inference"] [data-key]')
+                if e.get_attribute("data-key").startswith(level))  # fmt: skip
+    word.click()
+    first = ig.representatives(level, int(word.get_attribute("data-key").rsplit(":", 1)[1]), k=4)[0]
+    sentence = css(browser, "#details .sentence")[0]
+    assert sentence.find_element("css selector", "mark").text == tokens[first.input][first.position]
+    assert sentence.text.split() == tokens[first.input][: int(batch["attention_mask"][first.input].sum())]
+    assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]

@@ -89,7 +89,8 @@ def test_words_show_their_representatives(page: tuple) -> None:
         for key in graph.nodes:
             level, word = key.rsplit(":", 1)
             expected = [
-                [r.input, None if r.box is None else list(r.box)] for r in ig.representatives(level, int(word), k=4)
+                [r.input, None if r.box is None else list(r.box), None]
+                for r in ig.representatives(level, int(word), k=4)
             ]
             assert held["representatives"][gid][key] == expected
     assert held["images"] and all(v["src"].startswith("data:image/png") for v in held["images"].values())
@@ -136,6 +137,39 @@ def test_inputs_that_are_not_images(tmp_path: Path) -> None:
     assert page.data["views"] == ["perturbation", "inference", "sorter"]
     images = page.data["inference"]["images"]
     assert images and all(v["height"] == 1 and v["width"] == inputs.shape[1] for v in images.values())
+
+
+def test_sentences_show_their_typical_tokens(tmp_path: Path) -> None:
+    """Inference graphs of a tiny BERT: a word's representatives are sentences, the typical token marked."""
+    pytest.importorskip("transformers", reason="the transformer tests need the transformers package")
+    from tests.helpers import sentences, tiny_bert
+
+    model, batch = tiny_bert(), sentences(40)
+    levels = ["transformer.encoder.layer.0.intermediate", "pool"]
+    ig = stepwise.InferenceGraphs(model, levels, n_words=3, max_iter=5).fit(batch)
+    graphs = {f"class {c}": ig.class_graph(batch, c, z=2) for c in (0, 1)}
+    tokens = [[f"t{int(t)}" for t in ids] for ids in batch["input_ids"]]
+    page = parse(stepwise.report(tmp_path / "page.html", inference=(ig, graphs, tokens)))
+    held = page.data["inference"]
+    assert held["images"] == {}
+    lengths = batch["attention_mask"].sum(1).tolist()
+    marked = 0
+    for i, graph in enumerate(graphs.values()):
+        reps = held["representatives"][f"inference-{i}"]
+        for key in graph.nodes:
+            level, word = key.rsplit(":", 1)
+            expected = [[r.input, None, r.position if level == levels[0] else None]
+                        for r in ig.representatives(level, int(word), k=4)]  # fmt: skip
+            assert reps[key] == expected
+            for number, _, token in expected:
+                assert held["texts"][str(number)] == tokens[number][: lengths[number]]
+                marked += token is not None
+    assert marked > 0
+    figure = ig.plot_graph(graphs["class 0"], tmp_path / "graph.png", k=2)
+    assert (tmp_path / "graph.png").stat().st_size > 0 and any("sentence" in t.get_text() for ax in figure.axes
+                                                                for t in ax.texts)  # fmt: skip
+    with pytest.raises(TypeError, match="one list of str per sentence"):
+        stepwise.report(tmp_path / "bad.html", inference=(ig, graphs, tokens[:3]))
 
 
 def test_a_level_name_with_quotes_and_brackets(tmp_path: Path) -> None:

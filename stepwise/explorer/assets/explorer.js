@@ -118,7 +118,13 @@
     if (!reps.length) return "";
     return "<h4>Representative patches</h4><div class=\"patches\">" + reps.map(function (r) {
       const image = DATA.inference.images[String(r[0])];
-      if (!image) return "<span class=\"patch\">input " + esc(r[0]) + "</span>";
+      const text = (DATA.inference.texts || {})[String(r[0])];
+      if (!image && text) {
+        return "<span class=\"sentence\" title=\"input " + esc(r[0]) + "\">" + text.map(function (token, i) {
+          return i === r[2] ? "<mark>" + esc(token) + "</mark>" : esc(token);
+        }).join(" ") + "</span>";
+      }
+      if (!image) return "<span class=\"patch\">input " + esc(r[0]) + (r[2] === null ? "" : ", token " + esc(r[2])) + "</span>";
       let box = "";
       if (r[1]) {
         const t = r[1][0], l = r[1][1], b = r[1][2], ri = r[1][3];
