@@ -140,7 +140,8 @@ def test_inputs_that_are_not_images(tmp_path: Path) -> None:
 
 
 def test_sentences_show_their_typical_tokens(tmp_path: Path) -> None:
-    """Inference graphs of a tiny BERT: a word's representatives are sentences, the typical token marked."""
+    """A tiny BERT's results: a word's representatives are sentences, the typical token marked; no view draws
+    token ids as an image."""
     pytest.importorskip("transformers", reason="the transformer tests need the transformers package")
     from tests.helpers import sentences, tiny_bert
 
@@ -149,7 +150,14 @@ def test_sentences_show_their_typical_tokens(tmp_path: Path) -> None:
     ig = stepwise.InferenceGraphs(model, levels, n_words=3, max_iter=5).fit(batch)
     graphs = {f"class {c}": ig.class_graph(batch, c, z=2) for c in (0, 1)}
     tokens = [[f"t{int(t)}" for t in ids] for ids in batch["input_ids"]]
-    page = parse(stepwise.report(tmp_path / "page.html", inference=(ig, graphs, tokens)))
+    sorter = stepwise.ActivationSorter(model, levels[:1], per_class=5).fit(batch, torch.arange(40) % 3)
+    sentence = {key: value[:1] for key, value in batch.items()}
+    ranking = perturb.rank_neurons(model, sentence, levels[:1], target=0, n_samples=8,
+                                   input_level="transformer.embeddings")  # fmt: skip
+    page = parse(stepwise.report(tmp_path / "page.html", inference=(ig, graphs, tokens), sorter=sorter,
+                                 ranking=[ranking]))  # fmt: skip
+    assert page.data["views"] == ["perturbation", "inference", "sorter"]
+    assert page.data["sorter"]["images"] == {} and page.data["sorter"]["inputs"]
     held = page.data["inference"]
     assert held["images"] == {}
     lengths = batch["attention_mask"].sum(1).tolist()
