@@ -14,9 +14,13 @@ sentences (400, four topics, :func:`stepwise.models.minilm.sentence_data`), the 
    written as ``paths.html`` (a Sankey diagram) and ``paths.csv``; how well each layer's clusters match the topics
    (adjusted Rand index);
 4. the activation sorter's layer summary of the last layer's MLP neurons on 25 sentences a topic, written as
-   ``sorter_layer5.png``, and the count of each neuron kind.
+   ``sorter_layer5.png``, and the count of each neuron kind;
+5. inference graphs over the MLP activations of layers 0, 2 and 5, whose columns are the real tokens of the 400
+   sentences (eight words a layer), and the class graph of the topic, written as ``inference_sport.graphml``; the
+   tokens most typical of each of its words;
+6. the explorer page of all of it, ``report.html`` (not committed: ``stepwise.report`` rebuilds it).
 
-Run: ``python examples/transformers_minilm.py`` (about two minutes on two CPU cores). Results go to
+Run: ``python examples/transformers_minilm.py`` (about a minute on two CPU cores). Results go to
 ``results/transformers/`` with the figures it printed in ``summary.json``.
 """
 
@@ -42,6 +46,8 @@ OUT = Path(__file__).resolve().parent.parent / "results" / "transformers"
 MLP = [f"transformer.encoder.layer.{i}.intermediate" for i in range(6)]
 EMBEDDINGS = "transformer.embeddings"
 TOPIC = "sport"
+WORD_LEVELS = [MLP[0], MLP[2], MLP[5]]  # the levels of the inference graphs
+N_WORDS = 8
 
 
 def main() -> dict:
@@ -93,6 +99,28 @@ def main() -> dict:
     kinds = sorter.neuron_types(MLP[-1])["kind"].value_counts().to_dict()
     summary["sorter"] = {"inputs": layer.n_inputs, "kinds": kinds}
     print(f"4. sorter, layer 5 on {layer.n_inputs} sentences: neuron kinds {kinds}")
+
+    # 5. inference graphs: words of real tokens in three layers, the class graph of the topic
+    ig = stepwise.InferenceGraphs(model, WORD_LEVELS, n_words=N_WORDS, max_iter=50, seed=0).fit(everything)
+    word_graph = ig.class_graph(everything, topic, z=3)
+    word_graph.write(OUT / f"inference_{TOPIC}.graphml")
+    tokens = [tokenizer.convert_ids_to_tokens(ids) for ids in everything["input_ids"].tolist()]
+    typical = {}
+    for key in word_graph.nodes:
+        level, word = key.rsplit(":", 1)
+        if level in WORD_LEVELS:
+            reps = ig.representatives(level, int(word), k=6)
+            typical[key] = [tokens[r.input][r.position] for r in reps]
+    summary["inference"] = {"graph": repr(word_graph), "iterations": ig.n_iter_, "typical_tokens": typical,
+                            "columns": int(everything["attention_mask"].sum())}  # fmt: skip
+    print(f"5. {word_graph} over {summary['inference']['columns']} real tokens; typical tokens of its words:")
+    for key, found in typical.items():
+        print(f"   {key}: {' '.join(found)}")
+
+    # 6. the page of everything
+    stepwise.report(OUT / "report.html", graphs=[graph], ranking=[ranking], paths=paths, sorter=sorter,
+                    inference=(ig, {f"class {TOPIC}": word_graph}, tokens), title="MiniLM: every method")  # fmt: skip
+    print(f"6. wrote {OUT / 'report.html'}")
 
     summary["seconds"] = round(time.perf_counter() - start, 1)
     write_file(OUT / "summary.json", json.dumps(summary, indent=2) + "\n")
