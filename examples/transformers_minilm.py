@@ -17,7 +17,7 @@ sentences (400, four topics, :func:`stepwise.models.minilm.sentence_data`), the 
    ``sorter_layer5.png``, and the count of each neuron kind;
 5. inference graphs over the MLP activations of layers 0, 2 and 5, whose columns are the real tokens of the 400
    sentences (eight words a layer), and the class graph of the topic, written as ``inference_sport.graphml``; the
-   tokens most typical of each of its words;
+   tokens most typical of each of its words, and its commonest tokens in the topic's sentences;
 6. the explorer page of all of it, ``report.html`` (not committed: ``stepwise.report`` rebuilds it).
 
 Run: ``python examples/transformers_minilm.py`` (about a minute on two CPU cores). Results go to
@@ -30,6 +30,7 @@ import json
 import os
 import time
 import warnings
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -105,17 +106,23 @@ def main() -> dict:
     word_graph = ig.class_graph(everything, topic, z=3)
     word_graph.write(OUT / f"inference_{TOPIC}.graphml")
     tokens = [tokenizer.convert_ids_to_tokens(ids) for ids in everything["input_ids"].tolist()]
-    typical = {}
+    words = ig.words(everything)
+    predicted = words["softmax"] == topic
+    typical, in_topic = {}, {}
     for key in word_graph.nodes:
         level, word = key.rsplit(":", 1)
-        if level in WORD_LEVELS:
+        if level in WORD_LEVELS:  # its most typical columns over all sentences, and its tokens in the topic's
             reps = ig.representatives(level, int(word), k=6)
             typical[key] = [tokens[r.input][r.position] for r in reps]
+            found = Counter(tokens[n][t] for n, t in (words[level] == int(word)).nonzero().tolist() if predicted[n])
+            in_topic[key] = [token for token, _ in found.most_common(6)]
     summary["inference"] = {"graph": repr(word_graph), "iterations": ig.n_iter_, "typical_tokens": typical,
+                            "commonest_tokens_in_topic": in_topic,
                             "columns": int(everything["attention_mask"].sum())}  # fmt: skip
-    print(f"5. {word_graph} over {summary['inference']['columns']} real tokens; typical tokens of its words:")
+    print(f"5. {word_graph} over {summary['inference']['columns']} real tokens; per word, its most typical tokens "
+          f"| its commonest tokens in {TOPIC} sentences:")  # fmt: skip
     for key, found in typical.items():
-        print(f"   {key}: {' '.join(found)}")
+        print(f"   {key}: {' '.join(found)} | {' '.join(in_topic[key])}")
 
     # 6. the page of everything
     stepwise.report(OUT / "report.html", graphs=[graph], ranking=[ranking], paths=paths, sorter=sorter,
