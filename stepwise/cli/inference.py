@@ -17,7 +17,7 @@ from stepwise.cli.summary import md_table, write_summary
 from stepwise.core.io import write_file
 
 if TYPE_CHECKING:
-    from torch import Tensor
+    from stepwise.core.inputs import Batch
 
     from stepwise.inference import InferenceGraphs
 
@@ -178,7 +178,7 @@ def fit_and_write(
     return out
 
 
-def _write_tables(ig: InferenceGraphs, graphs: dict, inputs: Tensor, out: Path) -> None:
+def _write_tables(ig: InferenceGraphs, graphs: dict, inputs: Batch, out: Path) -> None:
     """The co-occurrence tables, the representatives of the graphs' words and the thumbnails of their inputs."""
     import torch
 
@@ -199,4 +199,5 @@ def _write_tables(ig: InferenceGraphs, graphs: dict, inputs: Tensor, out: Path) 
     from stepwise.explorer.images import THUMBNAILS, write_thumbnails
 
     numbers = sorted({int(row[4]) for row in rows[1:]})
-    write_thumbnails(out / THUMBNAILS, numbers, inputs[torch.as_tensor(numbers, dtype=torch.int64)])
+    if isinstance(inputs, torch.Tensor):  # token ids are no picture
+        write_thumbnails(out / THUMBNAILS, numbers, inputs[torch.as_tensor(numbers, dtype=torch.int64)])

@@ -11,7 +11,7 @@ import importlib
 import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +19,8 @@ import torch
 from torch import Tensor, nn
 
 from stepwise.cli.options import DTYPES, UsageError
+from stepwise.core.hooks import run_model
+from stepwise.core.inputs import Batch, KeywordInputs
 from stepwise.core.levels import default_levels, resolve_levels
 from stepwise.core.validation import unknown_name_message
 
@@ -28,6 +30,7 @@ __all__ = [
     "check_checkpoint_folder",
     "check_levels",
     "command_line",
+    "load_classifier",
     "load_data",
     "load_model",
     "load_model_file",
@@ -63,9 +66,10 @@ def version_mismatch_hint(error: BaseException) -> str:
 
 @dataclass
 class Data:
-    """Inputs as the model reads them, their labels (``None``: use the model's predictions), class names."""
+    """Inputs as the model reads them (a tensor, or keyword inputs of token ids), their labels (``None``: use the
+    model's predictions), class names."""
 
-    inputs: Tensor
+    inputs: Batch
     labels: Tensor | None
     names: dict[int, str] = field(default_factory=dict)
     source: str = ""
@@ -214,15 +218,39 @@ def load_data(args: argparse.Namespace) -> Data:
             f"--data {path}: cannot be loaded with torch.load(weights_only=True) ({type(error).__name__}). Save a "
             "tensor or an (inputs, labels) pair of tensors with torch.save."
         ) from error
-    if isinstance(loaded, Tensor):
+    if isinstance(loaded, (Tensor, Mapping)):
         inputs, labels = loaded, None
-    elif isinstance(loaded, (tuple, list)) and len(loaded) == 2 and all(isinstance(t, Tensor) for t in loaded):
+    elif (isinstance(loaded, (tuple, list)) and len(loaded) == 2 and isinstance(loaded[0], (Tensor, Mapping))
+          and isinstance(loaded[1], Tensor)):  # fmt: skip
         inputs, labels = loaded
     else:
         raise UsageError(
-            f"--data {path} holds a {type(loaded).__name__}; expected a tensor of inputs (N, ...) or an (inputs, "
-            "labels) pair of tensors."
+            f"--data {path} holds a {type(loaded).__name__}; expected a tensor of inputs (N, ...), a dict of tensors "
+            "(token ids, as a tokenizer returns them) or an (inputs, labels) pair."
         )
+    if isinstance(inputs, Mapping):
+        try:
+            inputs = KeywordInputs(inputs)
+        except (TypeError, ValueError) as error:
+            raise UsageError(f"--data {path}: {error}") from error
+    else:
+        _check_tensor_inputs(inputs, path)
+    if labels is not None:
+        if labels.dim() != 1 or labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+            raise UsageError(
+                f"--data {path}: labels must be one integer class index per input (shape (N,)); got "
+                f"{labels.dtype} of shape {tuple(labels.shape)}."
+            )
+        if len(labels) != len(inputs):
+            raise UsageError(
+                f"--data {path}: found {len(labels)} labels for {len(inputs)} inputs: pass one label per input."
+            )
+        labels = labels.to(torch.int64)
+    return Data(inputs, labels, source=str(path))
+
+
+def _check_tensor_inputs(inputs: Tensor, path: Path) -> None:
+    """Raise a usage error unless ``inputs`` are a batch of finite floats."""
     if inputs.dim() < 2 or len(inputs) == 0:
         raise UsageError(
             f"--data {path}: inputs of shape {tuple(inputs.shape)}; expected a batch (N, ...) with N >= 1."
@@ -238,18 +266,6 @@ def load_data(args: argparse.Namespace) -> Data:
             f"--data {path}: {len(bad)} of the {len(inputs)} inputs hold NaN or Inf values (positions "
             f"{', '.join(map(str, bad[:5]))}{', ...' if len(bad) > 5 else ''}); remove or replace them."
         )
-    if labels is not None:
-        if labels.dim() != 1 or labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-            raise UsageError(
-                f"--data {path}: labels must be one integer class index per input (shape (N,)); got "
-                f"{labels.dtype} of shape {tuple(labels.shape)}."
-            )
-        if len(labels) != len(inputs):
-            raise UsageError(
-                f"--data {path}: found {len(labels)} labels for {len(inputs)} inputs: pass one label per input."
-            )
-        labels = labels.to(torch.int64)
-    return Data(inputs, labels, source=str(path))
 
 
 def _load_image_folder(
@@ -323,8 +339,15 @@ def probe(model: nn.Module, data: Data) -> int:
     example = data.inputs[:2]
     try:
         with torch.no_grad():
-            output = model(example)
+            output = run_model(model, example)
     except Exception as error:  # the user's model rejected the user's inputs
+        if isinstance(example, KeywordInputs):
+            raise UsageError(
+                f"--data holds a dict, which is passed to the model as keyword arguments, model(**data), but the "
+                f"model rejects the keys {sorted(example.tensors)}. Save a dict whose keys "
+                "are the arguments of the model's forward (a tokenizer's input_ids, attention_mask, ...), or a "
+                "tensor for a model that takes one."
+            ) from error
         raise UsageError(
             f"--data: the model rejects inputs of shape {tuple(example.shape[1:])} ({type(error).__name__}: "
             f"{str(error).splitlines()[0] if str(error) else ''}). Pass inputs shaped as the model expects, batch "
@@ -345,7 +368,7 @@ def probe(model: nn.Module, data: Data) -> int:
     return n_classes
 
 
-def check_levels(model: nn.Module, example: Tensor, levels: Sequence[str] | None, spec: str) -> list[str]:
+def check_levels(model: nn.Module, example: Batch, levels: Sequence[str] | None, spec: str) -> list[str]:
     """The levels given, or the default ones, resolved on ``example`` (two inputs)."""
     chosen = list(levels) if levels else default_levels(model, example)
     hint = f" Run 'stepwise levels --model {spec} --data ...' to list them."
@@ -363,16 +386,23 @@ def check_levels(model: nn.Module, example: Tensor, levels: Sequence[str] | None
 
 def load_setup(args: argparse.Namespace) -> Setup:
     """Load and check the model, its weights, the data and the levels (``analyse``, ``perturb``)."""
-    dtype = DTYPES[args.dtype]
+    model, name, data = load_classifier(args, DTYPES[args.dtype])
+    n_classes = probe(model, data)
+    levels = check_levels(model, data.inputs[:2], args.levels, args.model)
+    return Setup(model, name, data, n_classes, levels, command_line(args))
+
+
+def load_classifier(args: argparse.Namespace, dtype: torch.dtype) -> tuple[nn.Module, str, Data]:
+    """The model of ``--model`` with its ``--weights``, in eval mode, and the data of ``--data``, both in
+    ``dtype`` (token ids stay integers)."""
     model, name = load_model(args.model)
     if args.weights is not None:
         load_weights(model, args.weights)
     model = model.to(dtype).eval()
     data = load_data(args)
-    data.inputs = data.inputs.to(dtype)
-    n_classes = probe(model, data)
-    levels = check_levels(model, data.inputs[:2], args.levels, args.model)
-    return Setup(model, name, data, n_classes, levels, command_line(args))
+    if isinstance(data.inputs, Tensor):
+        data.inputs = data.inputs.to(dtype)
+    return model, name, data
 
 
 def command_line(args: argparse.Namespace) -> str:

@@ -116,7 +116,10 @@ class MainFormatter(Formatter, argparse.RawDescriptionHelpFormatter):
 _DATA_HELP = (
     "the inputs: a .pt file holding a tensor (N, ...) or an (inputs, labels) pair of tensors, read with "
     "torch.load(weights_only=True); or an image folder with one sub-folder per class (named by class index, 0/ 1/ "
-    "..., or by name, indexed in sorted order). Without labels, an input's class is the model's prediction."
+    "..., or by name, indexed in sorted order). For sentences the file holds a dict of tensors, as a tokenizer "
+    "returns them (torch.save(dict(tokenizer(texts, padding=True, return_tensors='pt')), path)), or a (dict, "
+    "labels) pair; the dict is passed to the model as keyword arguments and its attention_mask keeps the padding "
+    "out. Without labels, an input's class is the model's prediction."
 )
 
 
@@ -331,6 +334,12 @@ def add_perturb_options(parser: argparse.ArgumentParser) -> None:
         help="standard deviation of the multiplicative noise 1 + N(0, S²)",
     )
     group.add_argument("--seed", type=non_negative_int, default=0, help="seed of the noise")
+    group.add_argument(
+        "--input-level",
+        metavar="MODULE",
+        help="for sentences (--data holding a dict of token ids): the module whose output takes the noise, the token "
+        "embeddings (for a BERT-style model the module 'embeddings' of the encoder)",
+    )
     group.add_argument(
         "--top",
         type=positive_int,

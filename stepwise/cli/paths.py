@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from stepwise.cli.loading import Data, command_line, load_data, load_model, load_weights, output_folder, probe
+from stepwise.cli.loading import Data, command_line, load_classifier, output_folder, probe
 from stepwise.cli.options import Formatter, UsageError, add_model_options, positive_int
 from stepwise.cli.progress import Progress
 from stepwise.core.io import save_figure, write_file
@@ -120,12 +120,7 @@ def run(args: argparse.Namespace, progress: Progress) -> Path:
     """Run ``stepwise paths``; return the output folder."""
     out = output_folder(args.out)
     with progress.stage("loading"):
-        model, name = load_model(args.model)
-        if args.weights is not None:
-            load_weights(model, args.weights)
-        model = model.to(torch.float32).eval()
-        data = load_data(args)
-        data.inputs = data.inputs.to(torch.float32)
+        model, name, data = load_classifier(args, torch.float32)
         probe(model, data)
     run_paths(model, name, data, args, out, progress, title=f"stepwise paths: {name}")
     return out

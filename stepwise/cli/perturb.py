@@ -30,8 +30,11 @@ from stepwise.cli.options import (
 from stepwise.cli.progress import Progress
 from stepwise.cli.selection import check_classes, select
 from stepwise.cli.summary import SIGNIFICANT, ranking_section, selection_section, write_summary
+from stepwise.core.hooks import run_model
+from stepwise.core.inputs import KeywordInputs
 from stepwise.core.io import save_figure, write_file
 from stepwise.core.selection import class_probabilities
+from stepwise.core.validation import unknown_name_message
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -82,6 +85,7 @@ def run(args: argparse.Namespace, progress: Progress) -> Path:
     out = output_folder(args.out)
     with progress.stage("loading"):
         setup = load_setup(args)
+    _check_input_level(setup, args.input_level)
     selection = None
     if args.indices is not None:
         chosen = _named_inputs(setup, args)
@@ -117,6 +121,25 @@ def run(args: argparse.Namespace, progress: Progress) -> Path:
     settings = {"levels": ", ".join(setup.levels), "dtype": args.dtype}
     write_summary(out, f"stepwise perturb: {setup.model_name}", setup, settings, sections, record, progress)
     return out
+
+
+def _check_input_level(setup: Setup, input_level: str | None) -> None:
+    """``--input-level`` is given exactly for sentences, and names a module of the model."""
+    sentences = isinstance(setup.data.inputs, KeywordInputs)
+    if sentences and input_level is None:
+        raise UsageError(
+            "--data holds token ids, which take no noise: name the module whose output the multiplicative noise goes "
+            "into, the token embeddings, with --input-level (for a BERT-style encoder its 'embeddings'; 'stepwise "
+            "levels' lists the modules)."
+        )
+    if not sentences and input_level is not None:
+        raise UsageError(
+            f"--input-level {input_level}: it is for sentences (--data holding a dict of token ids); a tensor input "
+            "takes the noise itself. Leave it out."
+        )
+    if input_level is not None and input_level not in dict(setup.model.named_modules()):
+        names = [name for name, _ in setup.model.named_modules() if name]
+        raise UsageError(unknown_name_message("module", input_level, "the model", names, "Pass --input-level MODULE."))
 
 
 def _named_inputs(setup: Setup, args: argparse.Namespace) -> list[tuple[int, int]]:
@@ -169,10 +192,12 @@ def rankings(
                     sigma=args.sigma,
                     seed=args.seed,
                     batch_size=args.batch_size,
+                    input_level=getattr(args, "input_level", None),
                 )
                 agreement = perturb.agreement(ranking, k=args.top)
                 with torch.no_grad():
-                    probability = float(torch.softmax(setup.model(image[None]).double(), 1)[0, target])
+                    batch = image if isinstance(image, KeywordInputs) else image[None]
+                    probability = float(torch.softmax(run_model(setup.model, batch).double(), 1)[0, target])
             runs.append(RankRun(index, setup.data.name(target), target, probability, ranking, agreement))
             bar.update(1)
     return runs

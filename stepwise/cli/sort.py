@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from stepwise.cli.loading import Data, command_line, load_data, load_model, load_weights, output_folder, probe
+from stepwise.cli.loading import Data, command_line, load_classifier, output_folder, probe
 from stepwise.cli.options import Formatter, UsageError, add_model_options, at_least_two, positive_int
 from stepwise.cli.progress import Progress
+from stepwise.core.hooks import run_model
+from stepwise.core.inputs import Batch
 from stepwise.core.io import atomic_write, file_part, save_figure, write_file
 
 if TYPE_CHECKING:
@@ -85,12 +87,7 @@ def run(args: argparse.Namespace, progress: Progress) -> Path:
     """Run ``stepwise sort``; return the output folder."""
     out = output_folder(args.out)
     with progress.stage("loading"):
-        model, name = load_model(args.model)
-        if args.weights is not None:
-            load_weights(model, args.weights)
-        model = model.to(torch.float32).eval()
-        data = load_data(args)
-        data.inputs = data.inputs.to(torch.float32)
+        model, name, data = load_classifier(args, torch.float32)
         probe(model, data)
     run_sort(model, name, data, args, out, progress, title=f"stepwise sort: {name}")
     return out
@@ -116,12 +113,12 @@ def _sorter(model: torch.nn.Module, data: Data, args: argparse.Namespace) -> Act
     return sorter
 
 
-def _predict(model: torch.nn.Module, inputs: torch.Tensor, progress: Progress) -> torch.Tensor:
+def _predict(model: torch.nn.Module, inputs: Batch, progress: Progress) -> torch.Tensor:
     predicted = []
     with torch.no_grad(), progress.bar(len(inputs), "predicting") as bar:
         for start in range(0, len(inputs), _PREDICT_BATCH):
             batch = inputs[start : start + _PREDICT_BATCH]
-            predicted.append(model(batch).argmax(1))
+            predicted.append(run_model(model, batch).argmax(1))
             bar.update(len(batch))
     return torch.cat(predicted)
 
@@ -169,8 +166,10 @@ def run_sort(
     from stepwise.explorer.images import THUMBNAILS, write_thumbnails
 
     write_file(out / SORTER_FILE, json.dumps({"levels": sorter.levels_, "bins": args.bins}, indent=1) + "\n")
-    write_thumbnails(out / THUMBNAILS, sorter.indices_, data.inputs[torch.as_tensor(sorter.indices_)])
-    files += [SORTER_FILE, THUMBNAILS]
+    files.append(SORTER_FILE)
+    if isinstance(data.inputs, torch.Tensor):  # token ids are no picture
+        write_thumbnails(out / THUMBNAILS, sorter.indices_, data.inputs[torch.as_tensor(sorter.indices_)])
+        files.append(THUMBNAILS)
     kinds: dict[str, pd.Series] = {}
     views: dict[str, dict[str, int]] = {}
     for level in sorter.levels_:

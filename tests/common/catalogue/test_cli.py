@@ -46,7 +46,8 @@ COMMANDS = {
         ("analyse", *DIGITS, "--data", "{float_labels}"), "labels must be one integer class index per input"
     ),
     "analyse --data holding a dict": BadCommand(
-        ("analyse", *DIGITS, "--data", "{dict}"), "expected a tensor of inputs (N, ...) or an (inputs, labels) pair"
+        ("analyse", *DIGITS, "--data", "{dict}"),
+        "the model rejects the keys ['inputs']. Save a dict whose keys are the arguments of the model's forward",
     ),
     "analyse --data with a NaN input": BadCommand(
         ("analyse", *DIGITS, "--data", "{nan}"), "(positions 7); remove or replace them"
