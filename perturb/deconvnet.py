@@ -9,7 +9,7 @@ as functions inside ``forward`` are differentiated as usual.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from stepwise.core.capture import capture
 from stepwise.core.hooks import analysis_mode
-from stepwise.core.inputs import single_input
+from stepwise.core.inputs import KeywordInputs, single_input
 from stepwise.core.levels import INPUT, OUTPUT, SOFTMAX, resolve_levels
 from stepwise.core.typing import Neurons
 from stepwise.core.validation import check_int, check_neurons, check_option
@@ -105,6 +105,11 @@ def patches(model: nn.Module, image: Tensor, level: str, neurons: Neurons) -> li
     from captum.attr import NeuronDeconvolution
 
     owner = "perturb.patches"
+    if isinstance(image, (Mapping, KeywordInputs)):
+        raise TypeError(
+            f"{owner} draws boxes in image pixels; a sentence (a dict of token ids) has none. Its ranking's neurons "
+            "are token-averaged units: read their scores with ranking.table()."
+        )
     x = single_input(image, owner, model)
     if x.dim() != 4:
         raise ValueError(
@@ -188,6 +193,11 @@ def top_patches(
         unknown = [name for name in drawn if name not in ranking.levels]
         if unknown:
             raise ValueError(f"levels {unknown} are not in the ranking, whose levels are {ranking.levels}.")
+    if drawn and ranking.image.dim() != 4:
+        raise ValueError(
+            f"{owner} draws boxes in image pixels, but this ranking's input has shape {tuple(ranking.image.shape)}, "
+            "not an image (1, C, H, W) (for a sentence, the output of its input_level): there are no patches."
+        )
     top = ranking.top(metric, k)
     return {name: patches(ranking.model, ranking.image, name, top[name]) if top[name] else [] for name in drawn}
 

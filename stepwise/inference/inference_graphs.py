@@ -573,6 +573,10 @@ class InferenceGraphs:
         from sklearn.linear_model import LogisticRegression
 
         (xa, ya), (xb, yb) = train, test
+        xa, xb = (
+            self._checked(xa, "histogram_error", "train inputs"),
+            self._checked(xb, "histogram_error", "test inputs"),
+        )
         la, lb = check_labels(ya, len(xa)), check_labels(yb, len(xb))
         if la is None or lb is None:
             raise ValueError("histogram_error needs labels for both the train and the test inputs.")

@@ -130,6 +130,14 @@ def test_histograms_are_posteriors_averaged_over_the_real_tokens(model, many) ->
     for i in (0, 4, 9):
         own = ig.posteriors(alone(many, i))[MLP[1]][0]
         assert torch.allclose(histograms[i], own.mean(0).double(), rtol=0, atol=1e-12)
+    from sklearn.linear_model import LogisticRegression
+
+    labels = torch.arange(40) % 2
+    train, test = {k: v[:30] for k, v in many.items()}, {k: v[30:] for k, v in many.items()}
+    error = ig.histogram_error(MLP[1], (train, labels[:30]), (test, labels[30:]))
+    seen, unseen = ig.histograms(train, MLP[1]).numpy(), ig.histograms(test, MLP[1]).numpy()
+    classifier = LogisticRegression(max_iter=2000).fit(seen, labels[:30].numpy())
+    assert error == float((classifier.predict(unseen) != labels[30:].numpy()).mean())
 
 
 def test_token_levels_have_no_level_hmm(model, many) -> None:

@@ -74,3 +74,10 @@ def test_rank_many_ranks_each_sentence_of_a_padded_batch_alone(model, batch) -> 
 def test_rank_many_of_sentences_needs_the_input_level(model, batch) -> None:
     with pytest.raises(ValueError, match="cannot perturb token ids"):
         perturb.rank_many(model, batch, [0] * len(batch["input_ids"]), levels=MLP, n_samples=20)
+
+
+def test_a_sentence_ranking_has_no_patches(model, batch) -> None:
+    ranking = perturb.rank_neurons(model, alone(batch, 0), MLP, target=0, n_samples=8, input_level=EMBEDDINGS)
+    assert perturb.top_patches(ranking) == {}  # no ranked level is a map of pixels
+    with pytest.raises(ValueError, match="there are no patches"):
+        perturb.top_patches(ranking, levels=MLP)

@@ -341,6 +341,11 @@ KEYWORD_INPUTS = {
         "rank_many cannot perturb token ids, which take no noise: name the module whose output the multiplicative "
         "noise goes into",
     ),
+    "patches: a sentence, which has no pixels": _keyword(
+        lambda b: perturb.patches(b.model, one_sentence(), BERT_LEVELS[1], 0),
+        TypeError,
+        "draws boxes in image pixels; a sentence (a dict of token ids) has none",
+    ),
     "rank_neurons: a dict of several sentences": _keyword(
         lambda b: perturb.rank_neurons(b.model, tokens(), target=0, input_level=BERT_LEVELS[0]),
         ValueError,
