@@ -21,7 +21,7 @@ Measured:
 
 Run from the repository root: ``python examples/benchmark_paths.py`` (``--n``, ``--repeats``, ``--minibatch-n``;
 ``--parts`` picks among ``time memory minibatch``; ``--out`` names the JSON record, by default
-``results/benchmarks/paths.json``; with ``--update`` the parts measured replace theirs in an existing record).
+``results/benchmarks/paths_N.json`` for N = ``--n``; with ``--update`` the parts measured replace theirs in an existing record).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from stepwise.paths.decision_paths import DecisionPaths
 from stepwise.paths.features import auto_batch_size
 
 ROOT = Path(__file__).resolve().parent.parent
-RECORD = ROOT / "results" / "benchmarks" / "paths.json"
+RECORDS = ROOT / "results" / "benchmarks"  # the record of N inputs: paths_N.json
 LEVELS = ["5", "8"]  # the pooled output of the second conv (1,568-d), the FC layer after tanh (100-d)
 K = {"5": 30, "8": 15}
 PARTS = ("time", "memory", "minibatch")
@@ -250,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument(
         "--parts", nargs="+", choices=PARTS, default=list(PARTS), help="what to measure (default: all three)"
     )
-    parser.add_argument("--out", type=Path, default=RECORD, help="the JSON record")
+    parser.add_argument("--out", type=Path, help="the JSON record (default results/benchmarks/paths_N.json, N = --n)")
     parser.add_argument("--update", action="store_true", help="keep the other parts of an existing record")
     parser.add_argument("--child", choices=("library", "baseline", "minibatch"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -264,6 +264,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         print(json.dumps(child(args.child, args.n)))
         return {}
 
+    args.out = args.out or RECORDS / f"paths_{args.n}.json"
     if args.update and args.out.exists() and json.loads(args.out.read_text()).get("n_inputs") != args.n:
         parser.error(f"{args.out} records another number of inputs than --n {args.n}")
     record: dict = {}
