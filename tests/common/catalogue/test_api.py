@@ -591,9 +591,7 @@ REPORT = {
     ),
 }
 
-API = {
-    **CONSTRUCTION, **LEVEL_NAMES, **TARGETS, **INPUTS, **STEPS, **PROBING, **GRAPHS, **RANKING, **PATCHES, **REPORT
-}  # fmt: skip
+API = {**CONSTRUCTION, **LEVEL_NAMES, **TARGETS, **INPUTS, **STEPS, **PROBING, **GRAPHS, **RANKING, **PATCHES, **REPORT}
 
 
 @pytest.mark.parametrize("name", [pytest.param(name, marks=case.marks) for name, case in API.items()])
