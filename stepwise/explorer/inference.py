@@ -35,8 +35,9 @@ def inference_view(
         inputs that are not images) and the column's token on a token level (else None).
     images : mapping of int to (str, (int, int)), optional
         Per input number its thumbnail and its own height and width.
-    texts : mapping of int to list of str, optional
-        Per input number of a sentence its tokens, shown with the representative token marked.
+    texts : mapping of int to list of str or None, optional
+        Per input number of a sentence its tokens by position (``None`` for padding), shown with the
+        representative token marked.
 
     Returns
     -------
@@ -69,7 +70,7 @@ def inference_view(
             uri, (height, width) = images[number]
             data["images"][str(number)] = {"src": uri, "height": height, "width": width}
         if texts and number in texts:
-            data["texts"][str(number)] = [str(token) for token in texts[number]]
+            data["texts"][str(number)] = [None if token is None else str(token) for token in texts[number]]
     head = select("inference", [(ids[label], label) for label in graphs], "Graph")
     hint = '<p class="hint">Click a word for its representative patches and the log ratios of its edges.</p>'
     return View("inference", "Inference graphs", head + hint + "".join(drawings), data)

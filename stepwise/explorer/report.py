@@ -124,7 +124,8 @@ def _inference(inference: Any) -> View:
 
 
 def _texts(tokens: Any, validation: Any) -> dict[int, list[str]] | None:
-    """The real tokens of each validation sentence as strings, from ``tokens`` (one list of str per sentence)."""
+    """Each validation sentence's tokens as strings by position, ``None`` where the mask has no real token, from
+    ``tokens`` (one list of str per sentence, one per position)."""
     if tokens is None:
         return None
     if isinstance(tokens, (str, bytes)) or not isinstance(tokens, Sequence) or len(tokens) != len(validation):
@@ -132,16 +133,16 @@ def _texts(tokens: Any, validation: Any) -> dict[int, list[str]] | None:
             f"The third item of inference= gives the tokens of the {len(validation)} validation sentences: one list "
             "of str per sentence, e.g. [tokenizer.convert_ids_to_tokens(ids) for ids in inputs['input_ids']]."
         )
-    mask = validation.mask
+    mask, width = validation.mask, validation.shape[1]
     texts = {}
     for i, sentence in enumerate(tokens):
         words = [str(t) for t in sentence]
-        length = len(words) if mask is None else int(mask[i].sum())
-        if len(words) < length:
+        if len(words) != width:
             raise ValueError(
-                f"Sentence {i} has {length} real tokens but {len(words)} token strings: give one str per token."
+                f"Sentence {i} has {len(words)} token strings for its {width} positions: give one str per token id, "
+                "padding included, as tokenizer.convert_ids_to_tokens(ids) does."
             )
-        texts[i] = words[:length]
+        texts[i] = [w if mask is None or mask[i, j] else None for j, w in enumerate(words)]  # None: no real token
     return texts
 
 

@@ -139,6 +139,12 @@ def resolve(model: nn.Module, inputs: Batch, names: list[str] | None) -> tuple[l
                 f"Level {info.name!r} has its channels in dimension {info.channel_dim}; only 1 is modelled, and 2 "
                 "on the token levels (N, T, D) of inputs given as a dict."
             )
+        if isinstance(inputs, KeywordInputs) and not level.tokens and not level.dense:
+            raise ValueError(
+                f"Level {info.name!r} has shape {info.shape} per input of a dict of token ids, positions that are "
+                "not its tokens (N, T, D): their padding cannot be told apart. Model the token levels (N, T, D) and "
+                "dense levels (N, D) of such inputs."
+            )
         levels.append(level)
     if len(levels) < 2:
         raise ValueError("An inference graph needs at least one level below the class output 'softmax'.")

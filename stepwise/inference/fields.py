@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from stepwise.core.hooks import StopForward, analysis_mode, hooked, run_model
-from stepwise.core.inputs import Batch, KeywordInputs
+from stepwise.core.inputs import TOKEN_MASK, Batch, KeywordInputs
 from stepwise.core.levels import INPUT, LevelInfo
 
 from .columns import Level, positions_of
@@ -64,6 +64,7 @@ def receptive_field(model: nn.Module, example: Batch, lower: Level, upper: Level
         ``field[p, q]`` is True when lower position q enters upper position p; positions row-major.
     """
     p_upper, p_lower = positions_of(upper, example), positions_of(lower, example)
+    example = _every_token_real(example)
     field = np.zeros((p_upper, p_lower), dtype=bool)
     with analysis_mode(model, owner="InferenceGraphs", warn=False), torch.no_grad():
         for start in range(0, p_lower, _CHUNK):
@@ -71,6 +72,15 @@ def receptive_field(model: nn.Module, example: Batch, lower: Level, upper: Level
             reached = _upper_nans(model, example, positions, lower, upper)
             field[:, start : start + len(positions)] = reached.T.cpu().numpy()
     return field
+
+
+def _every_token_real(example: Batch) -> Batch:
+    """Keyword inputs with every token marked real in the mask the model sees: a field is structural, and a model
+    that hides padding by ``masked_fill`` would keep the padded positions of this one input out of it."""
+    if not isinstance(example, KeywordInputs) or TOKEN_MASK not in example.tensors:
+        return example
+    tensors = {**example.tensors, TOKEN_MASK: torch.ones_like(example.tensors[TOKEN_MASK])}
+    return KeywordInputs._trusted(tensors, None, example.replaced)
 
 
 def _copies(example: Batch, b: int) -> Batch:

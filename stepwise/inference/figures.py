@@ -150,7 +150,7 @@ def field_heatmap(ig: InferenceGraphs, upper: str, s: int, lower: str, t: int) -
 
     low = ig._level(lower)
     field = ig.receptive_field(upper, lower)
-    spatial = low.spatial if len(low.spatial) == 2 else (1, low.positions)
+    spatial = low.spatial if len(low.spatial) == 2 else (1, field.shape[1])  # tokens: those of the validation
     boxes = field_boxes(field, spatial)
     heights, widths = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
     full = (heights == heights.max()) & (widths == widths.max())

@@ -476,7 +476,7 @@ class InferenceGraphs:
             x = x[None]
         batch = self._checked(x, "image_graph", "x")
         if len(batch) != 1:
-            raise ValueError(f"image_graph explains one input; got {len(batch)}. Pass x[i], or use class_graph.")
+            raise ValueError(f"image_graph explains one input; got {len(batch)}. Pass one, or use class_graph.")
         words = self._words_of(batch, "image graph")
         return self._graph(words, self._field_indices(batch), int(words[self.levels_[-1]][0, 0]), z, "image")
 

@@ -170,7 +170,8 @@ def test_sentences_show_their_typical_tokens(tmp_path: Path) -> None:
                         for r in ig.representatives(level, int(word), k=4)]  # fmt: skip
             assert reps[key] == expected
             for number, _, token in expected:
-                assert held["texts"][str(number)] == tokens[number][: lengths[number]]
+                shown = held["texts"][str(number)]  # by position, None at padding
+                assert shown == [t if j < lengths[number] else None for j, t in enumerate(tokens[number])]
                 marked += token is not None
     assert marked > 0
     figure = ig.plot_graph(graphs["class 0"], tmp_path / "graph.png", k=2)
@@ -178,6 +179,8 @@ def test_sentences_show_their_typical_tokens(tmp_path: Path) -> None:
                                                                 for t in ax.texts)  # fmt: skip
     with pytest.raises(TypeError, match="one list of str per sentence"):
         stepwise.report(tmp_path / "bad.html", inference=(ig, graphs, tokens[:3]))
+    with pytest.raises(ValueError, match="give one str per token id, padding included"):
+        stepwise.report(tmp_path / "bad.html", inference=(ig, graphs, [t[:2] for t in tokens]))
 
 
 def test_a_level_name_with_quotes_and_brackets(tmp_path: Path) -> None:

@@ -155,3 +155,47 @@ def test_inputs_of_another_kind_than_the_fit_are_refused(model, many) -> None:
         ig.words({**many, "token_type_ids": torch.zeros_like(many["input_ids"])})
     with pytest.raises(ValueError, match="real tokens"):
         stepwise.InferenceGraphs(model, MLP, n_words=200).fit({k: v[:4] for k, v in many.items()})
+
+
+class MaskedPool(nn.Module):
+    """The mean over real tokens by ``masked_fill``: a NaN at a padded position never reaches the pool."""
+
+    def forward(self, hidden: Tensor, attention_mask: Tensor) -> Tensor:
+        real = attention_mask.bool()[:, :, None]
+        return hidden.masked_fill(~real, 0.0).sum(1) / real.sum(1)
+
+
+def test_fields_do_not_depend_on_the_padding_of_the_probed_input(model, many) -> None:
+    model.pool = MaskedPool()
+    shortest_first = {k: v[torch.argsort(many["attention_mask"].sum(1), stable=True)] for k, v in many.items()}
+    ig = fitted(model, shortest_first)
+    assert int(shortest_first["attention_mask"][0].sum()) < 7
+    assert ig.receptive_field("pool", MLP[1]).all()  # every token of the level feeds the pool
+    expected = int(shortest_first["attention_mask"].sum())  # one pair per real token of each sentence
+    assert int(ig.cooccurrence("pool", MLP[1]).sum()) == expected
+
+
+def test_field_heatmaps_of_validation_sentences_of_another_length(model, many) -> None:
+    from stepwise.inference.figures import field_heatmap
+
+    ig = fitted(model, many, max_iter=3).fit(many, validation=wider(many))
+    heat = field_heatmap(ig, MLP[1], 0, MLP[0], 0)
+    assert heat.shape == (1, 12) and 0.0 <= heat.min() and heat.max() <= 1.0
+
+
+class TextCNN(nn.Module):
+    """A Conv1d over the token vectors, (N, C, T): positions along T that are not a token level (N, T, D)."""
+
+    def __init__(self, bert: nn.Module) -> None:
+        super().__init__()
+        self.bert, self.conv = bert, nn.Conv1d(32, 8, 3, padding=1).double()
+        self.head = nn.Linear(8, 3).double()
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        hidden = self.bert.transformer(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return self.head(self.conv(hidden.transpose(1, 2)).mean(2))
+
+
+def test_levels_with_positions_that_are_not_tokens_are_refused(model, many) -> None:
+    with pytest.raises(ValueError, match="positions that are not its tokens"):
+        stepwise.InferenceGraphs(TextCNN(model), ["conv"], n_words=3).fit(many)

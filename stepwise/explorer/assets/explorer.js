@@ -121,8 +121,9 @@
       const text = (DATA.inference.texts || {})[String(r[0])];
       if (!image && text) {
         return "<span class=\"sentence\" title=\"input " + esc(r[0]) + "\">" + text.map(function (token, i) {
+          if (token === null) return null; // padding
           return i === r[2] ? "<mark>" + esc(token) + "</mark>" : esc(token);
-        }).join(" ") + "</span>";
+        }).filter(function (t) { return t !== null; }).join(" ") + "</span>";
       }
       if (!image) return "<span class=\"patch\">input " + esc(r[0]) + (r[2] === null ? "" : ", token " + esc(r[2])) + "</span>";
       let box = "";
