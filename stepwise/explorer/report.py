@@ -105,15 +105,13 @@ def _inference(inference: Any) -> View:
     validation = ig.validation_inputs_
     keyword = isinstance(validation, KeywordInputs)
     texts = _texts(tokens, validation) if keyword else None
-    width = validation.shape[1] if keyword else None  # a token level has one position per token
-    token_levels = {name for name, words in ig.validation_words_.items() if words.shape[1] == width}
     reps: dict[str, dict[str, list]] = {}
     images = {}
     for label, graph in graphs.items():
         reps[label] = {}
         for key in graph.nodes:
             level, word = key.rsplit(":", 1)
-            rows = [(r.input, r.box, r.position if level in token_levels else None)
+            rows = [(r.input, r.box, r.position if level in ig.token_levels_ else None)
                     for r in ig.representatives(level, int(word), k=4)]  # fmt: skip
             reps[label][key] = rows
             for number, _, _ in rows:

@@ -41,8 +41,7 @@ def _patch(ax: Axes, ig: InferenceGraphs, rep: Any, level: str) -> None:
     validation = ig.validation_inputs_
     if not isinstance(validation, torch.Tensor):  # a sentence: its number, the token and its id
         ids = validation.primary[rep.input]
-        on_tokens = ig.validation_words_[level].shape[1] == validation.shape[1]  # a position per token
-        token = f"\ntoken {rep.position}\nid {int(ids[rep.position])}" if on_tokens else ""
+        token = f"\ntoken {rep.position}\nid {int(ids[rep.position])}" if level in ig.token_levels_ else ""
         ax.text(0.5, 0.5, f"sentence {rep.input}{token}", ha="center", va="center", fontsize=6)
         return
     image = _image(validation[rep.input])

@@ -261,10 +261,10 @@ class InferenceGraphs:
         gmms[levels[-1].name] = class_gmm(n_classes, dtype=self._dtype).to(self._device)
         self.gmms_: dict[str, DiagonalGMM] = gmms
         self.levels_ = [level.name for level in levels]
+        self.token_levels_ = [level.name for level in levels if level.tokens]  # positions are tokens (N, T, D)
         self.n_words_ = {level.name: self.gmms_[level.name].n_components for level in levels}
         self.n_classes_ = n_classes
-        self.report_ = report
-        self.n_iter_ = dict(report.n_iter)
+        self.report_, self.n_iter_ = report, dict(report.n_iter)
         self._fit_transitions(v)
         self.hmm_ = self._fit_hmm(x) if all(level.dense for level in levels) else None
         return self

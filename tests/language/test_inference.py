@@ -142,6 +142,7 @@ def test_histograms_are_posteriors_averaged_over_the_real_tokens(model, many) ->
 
 def test_token_levels_have_no_level_hmm(model, many) -> None:
     ig = fitted(model, many)
+    assert ig.token_levels_ == [ATTENTION, *MLP]  # the pool is dense
     assert ig.hmm_ is None
     with pytest.raises(ValueError, match="have positions \\(conv maps or tokens\\)"):
         ig.viterbi(many)
